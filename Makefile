@@ -1,0 +1,31 @@
+# gankit: `make demo` trains the default recipe on embedded digits; `make test` runs the suite.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+THREADS ?= $(shell nproc)
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/gankit: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build lies on local disk; an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(BIN)/gankit
+
+setup: $(BIN)/gankit
+
+demo: setup
+	$(BIN)/gankit train --seconds 180 --out runs/demo
+	$(BIN)/gankit sample runs/demo --n 100 --out runs/demo/samples.png
+	@echo "demo: look at runs/demo/samples.png, runs/demo/progress.gif and runs/demo/losses.png"
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,26 @@
+"""gankit: generative adversarial networks you can train on a laptop CPU and trust.
+
+    run = gankit.train("dcgan_mnist", steps=5000, out="runs/b")
+    g = gankit.load("runs/b"); x = g.sample(64, seed=0)   # (64, 1, 28, 28) in [-1, 1]
+
+Importing gankit does no work: submodules load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["train", "resume", "load", "make_config", "Generator", "GankitError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("train", "resume", "load", "make_config", "Generator"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "GankitError":
+        from .errors import GankitError
+
+        return GankitError
+    raise AttributeError(f"module 'gankit' has no attribute {name!r}")

@@ -1,0 +1,144 @@
+"""The Python API the CLI is a thin layer over: `train`, `load`, and the `Generator` it returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import config as config_mod
+from .errors import GankitError
+from .train.loop import Callback, RunResult, fit
+from .train.loop import resume as resume_run
+from .train.state import model_hash, read_checkpoint
+from .nets import build as build_nets
+
+
+def make_config(recipe: str | None = None, data: str | None = None, overrides: Sequence[str] = (),
+                steps: int | None = None, seconds: float | None = None, batch: int | None = None,
+                seed: int | None = None) -> config_mod.Config:
+    """Recipe + --data + --set + flags -> one resolved, validated Config."""
+    cfg = config_mod.load_recipe(recipe)
+    if data is not None:
+        cfg.data.source = str(data)
+    config_mod.apply_overrides(cfg, list(overrides))
+    if seconds is not None:
+        cfg.train.seconds = float(seconds)
+        if steps is None:
+            cfg.train.steps = 0  # a time budget alone: no step limit
+    if steps is not None:
+        cfg.train.steps = int(steps)
+    if batch is not None:
+        cfg.train.batch = int(batch)
+    if seed is not None:
+        cfg.train.seed = int(seed)
+    return config_mod.resolve(cfg)
+
+
+def default_out(recipe: str) -> Path:
+    base = Path("runs") / recipe
+    out, i = base, 2
+    while out.exists():
+        out, i = Path(f"{base}-{i}"), i + 1
+    return out
+
+
+def train(recipe: str | None = None, *, data: str | None = None, out: str | Path | None = None,
+          steps: int | None = None, seconds: float | None = None, batch: int | None = None,
+          seed: int | None = None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
+    """Train a recipe (name or YAML path; None = the default) and return where the run lives."""
+    cfg = make_config(recipe, data, overrides, steps, seconds, batch, seed)
+    return fit(cfg, Path(out) if out else default_out(cfg.recipe), list(callbacks))
+
+
+def resume(run_dir: str | Path, *, steps: int | None = None, seconds: float | None = None,
+           overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
+    extra = list(overrides)
+    if steps is not None:
+        extra.append(f"train.steps={int(steps)}")
+    if seconds is not None:
+        extra.append(f"train.seconds={float(seconds)}")
+    return resume_run(Path(run_dir), extra, list(callbacks))
+
+
+class Generator:
+    """A trained generator: `sample(n, seed)` -> (n, C, H, W) in [-1, 1] (toy: (n, 2))."""
+
+    def __init__(self, net: torch.nn.Module, cfg: config_mod.Config, shape: tuple[int, ...], step: int,
+                 ema: bool) -> None:
+        self.net, self.cfg, self.shape, self.step, self.ema = net.eval(), cfg, shape, step, ema
+        self.z_dim = cfg.model.z_dim
+        self.hash = model_hash(cfg, shape)
+
+    def __repr__(self) -> str:
+        return (f"Generator({self.cfg.model.name}, recipe={self.cfg.recipe}, shape={self.shape}, "
+                f"step={self.step}, ema={self.ema})")
+
+    @property
+    def conditional(self) -> bool:
+        return False
+
+    def noise(self, n: int, seed: int = 0) -> Tensor:
+        return torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
+
+    @torch.no_grad()
+    def from_z(self, z: Tensor, batch: int = 500) -> Tensor:
+        return torch.cat([self.net(z[i: i + batch]) for i in range(0, len(z), batch)]).float()
+
+    def sample(self, n: int, seed: int = 0, label: int | None = None, batch: int = 500) -> Tensor:
+        if n < 1:
+            raise GankitError(f"n must be >= 1, got {n}")
+        if label is not None and not self.conditional:
+            raise GankitError(f"this run ({self.cfg.recipe}, model {self.cfg.model.name}) is not conditional; "
+                              "--label needs a conditional recipe")
+        return self.from_z(self.noise(n, seed), batch)
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, mode: str = "slerp") -> Tensor:
+        """Samples along a path in z between the latents of two seeds (slerp suits Gaussian z)."""
+        a, b = self.noise(1, seed_a)[0], self.noise(1, seed_b)[0]
+        ts = torch.linspace(0, 1, steps)
+        if mode == "linear":
+            z = torch.stack([(1 - t) * a + t * b for t in ts])
+        elif mode == "slerp":
+            omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1, 1))
+            so = torch.sin(omega)
+            if so.abs() < 1e-6:
+                z = torch.stack([(1 - t) * a + t * b for t in ts])
+            else:
+                z = torch.stack([(torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so for t in ts])
+        else:
+            raise GankitError(f"interpolation mode must be linear or slerp, got {mode!r}")
+        return self.from_z(z)
+
+
+def _checkpoint_path(run: str | Path) -> Path:
+    p = Path(run)
+    if p.is_dir():
+        ck = p / "checkpoints" / "latest.pt"
+        if not ck.exists():
+            raise GankitError(f"{p}: no checkpoint found (expected {ck}); is this a gankit run folder?")
+        return ck
+    if not p.exists():
+        raise GankitError(f"{p}: no such run folder or checkpoint")
+    return p
+
+
+def load(run: str | Path, ema: bool = True) -> Generator:
+    """Load the generator of a run folder (or a checkpoint file). EMA weights by default."""
+    from .train.state import _load_module
+
+    path = _checkpoint_path(run)
+    ck = read_checkpoint(path)
+    cfg = config_mod.from_dict(ck["config"])
+    shape = tuple(ck["shape"])
+    g, _ = build_nets(cfg.model, shape)
+    use_ema = ema and ck.get("g_ema") is not None
+    _load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
+    return Generator(g, cfg, shape, int(ck["step"]), use_ema)
+
+
+def grid_rows(n: int) -> int:
+    return math.ceil(math.sqrt(n))

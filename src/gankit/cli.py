@@ -1,0 +1,179 @@
+"""`gankit` command line: a thin layer over the library. Bad input exits 2 with one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import GankitError
+
+
+def _progress():
+    from tqdm import tqdm
+
+    from .train.loop import Callback
+
+    class Progress(Callback):
+        """Progress bar on stderr: step, losses, images/s and ETA (tqdm computes the ETA)."""
+
+        def on_start(self, state: Any, info: dict[str, Any]) -> None:
+            t = state.cfg.train
+            self.bar = tqdm(total=t.steps or None, initial=state.step, unit="step", dynamic_ncols=True,
+                            desc=f"{state.cfg.recipe or 'train'}", file=sys.stderr, mininterval=0.5)
+            if t.seconds:
+                self.bar.set_description(f"{state.cfg.recipe} ({t.seconds:g}s budget)")
+
+        def on_step(self, state: Any) -> None:
+            self.bar.update(1)
+
+        def on_log(self, row: dict[str, Any]) -> None:
+            self.bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
+                                 img_s=f"{row['images_per_s']:.0f}", refresh=False)
+            if "warning" in row:
+                self.bar.write(f"warning: {row['warning']}")
+
+        def on_end(self, result: Any) -> None:
+            self.bar.close()
+
+    return Progress()
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from . import api
+
+    callbacks = [] if a.quiet else [_progress()]
+    if a.resume:
+        if a.config or a.data or a.batch or a.seed is not None:
+            raise GankitError("--resume continues a run as it was; only --steps, --seconds and some --set "
+                              "keys (train.*) may change")
+        result = api.resume(a.resume, steps=a.steps, seconds=a.seconds, overrides=a.set, callbacks=callbacks)
+    else:
+        cfg = api.make_config(a.config, a.data, a.set, a.steps, a.seconds, a.batch, a.seed)
+        if a.dry_run:
+            return _dry_run(cfg)
+        from .train.loop import fit
+
+        result = fit(cfg, Path(a.out) if a.out else api.default_out(cfg.recipe), callbacks)
+    print(f"{result.status}: {result.out} at step {result.step} "
+          f"({result.seconds:.1f} s, {result.images_per_s:.0f} images/s)")
+    return 0
+
+
+def _dry_run(cfg: Any) -> int:
+    from .data import build as build_data
+    from .nets import build, count_params, flops_per_example
+
+    data = build_data(cfg.data)
+    g, d = build(cfg.model, data.shape)
+    f = flops_per_example(g, d)
+    t = cfg.train
+    # forward+backward ~ 3x forward; D steps see B real + B fake, the G step back-propagates through D
+    step = t.n_critic * (t.batch * f["g_forward"] + 6 * t.batch * f["d_forward"])
+    step += 3 * t.batch * f["d_forward"] + 2 * t.batch * f["g_forward"]
+    print(cfg.to_yaml().rstrip())
+    print(f"# data: {cfg.data.source}, {len(data)} examples of shape {tuple(data.shape)}")
+    print(f"# G: {count_params(g):,} parameters, {f['g_forward'] / 1e6:.1f} MFLOP forward per example")
+    print(f"# D: {count_params(d):,} parameters, {f['d_forward'] / 1e6:.1f} MFLOP forward per example")
+    print(f"# about {step * 2 / 1e9:.2f} GFLOP per training step (multiply-add = 2 FLOP)")
+    return 0
+
+
+def cmd_sample(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import api
+    from .monitor.images import grid, save_png
+
+    g = api.load(a.run, ema=not a.no_ema)
+    x = g.sample(a.n, seed=a.seed, label=a.label)
+    out = Path(a.out)
+    info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step)}
+    if out.suffix == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, x.numpy().astype(np.float32))
+    elif out.suffix == ".png":
+        if x.dim() == 4:
+            save_png(grid(x, scale=2 if x.shape[-1] <= 32 else 1), out, info)
+        else:
+            from .monitor.plots import scatter
+
+            scatter(x, None, out, f"{g.cfg.recipe}: {a.n} samples")
+    elif out.suffix == "":
+        if x.dim() != 4:
+            raise GankitError("a folder of PNGs needs an image model; use a .npy path for points")
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(len(x)):
+            save_png(grid(x[i: i + 1], pad=0), out / f"{i:06d}.png", info | {"index": str(i)})
+    else:
+        raise GankitError(f"--out must end in .npy or .png, or be a folder; got {out}")
+    print(f"wrote {a.n} samples of shape {tuple(x.shape[1:])} to {out}")
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from . import config
+    from .data import datasets
+    from .losses import losses
+    from .nets import models
+
+    what = a.what
+    if what == "configs":
+        for name in config.recipe_names():
+            first = (config.recipe_dir() / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
+            mark = " (default)" if name == config.DEFAULT_RECIPE else ""
+            print(f"{name:22s} {first}{mark}")
+    else:
+        reg = {"models": models, "losses": losses, "datasets": datasets}[what]
+        for name in reg:
+            print(f"{name:22s} {reg.doc(name)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gankit", description="Train, sample and inspect GANs.")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a recipe (default: the best digits recipe)")
+    t.add_argument("config", nargs="?", help="recipe name (gankit list configs) or YAML path")
+    t.add_argument("--data", help="dataset name, image folder, IDX file or .npy/.npz")
+    t.add_argument("--out", help="run folder (default runs/RECIPE)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    t.add_argument("--batch", type=int)
+    t.add_argument("--steps", type=int, help="total steps of the run")
+    t.add_argument("--seconds", type=float, help="stop after this much training time (still checkpoints)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and model sizes, then exit")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run", help="run folder or checkpoint file")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label", type=int, help="class to generate (conditional runs)")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    s.set_defaults(func=cmd_sample)
+
+    ls = sub.add_parser("list", help="list recipes, models, losses or datasets")
+    ls.add_argument("what", choices=["configs", "models", "losses", "datasets"])
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except GankitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,343 @@
+"""Validated dataclass configs, YAML recipes and `--set section.key=value` overrides.
+
+A run's whole behaviour is one `Config`; the resolved config is written to the run directory
+and into every checkpoint, so a run can be rebuilt from its files alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    source: str = "mnist5k"  # a registered dataset name, or a path: image folder, IDX file, .npy/.npz
+    image_size: int = 0  # resize images to this side length; 0 keeps the native size
+    channels: int = 0  # force 1 (grayscale) or 3 (RGB); 0 keeps the native channel count
+    n: int = 0  # use only the first n examples (toy sets: points drawn); 0 = all
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dcgan"
+    z_dim: int = 100
+    width: int = 64  # base channel count (conv nets) or widest hidden layer (MLPs)
+    depth: int = 3  # hidden layers of the toy MLP
+    norm_g: str = "batch"  # none | batch | layer | spectral
+    norm_d: str = "none"
+    act_g: str = "relu"  # relu | leaky_relu | tanh
+    act_d: str = "leaky_relu"
+    leaky_slope: float = 0.2
+    dropout_d: float = 0.0
+    init: str = "default"  # default (PyTorch) | dcgan (N(0, 0.02)) | glorot (Keras)
+    bn_momentum: float = 0.1  # PyTorch convention; Keras' 0.99 is 0.01 here
+
+
+@dataclass
+class LossConfig:
+    name: str = "nonsaturating"
+    real_label: float = 1.0  # one-sided label smoothing: 0.9 (Salimans et al. 2016); BCE losses only
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-4  # TTUR: separate learning rates for G and D (Heusel et al. 2017)
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay_d: float = 0.0  # L2 penalty on D's weights
+    grad_clip: float = 0.0  # clip each network's gradient norm to this; 0 = off
+    lr_decay: str = "none"  # none | linear (to 0 at decay_steps) | exp (x decay_gamma per step)
+    decay_steps: int = 0  # linear decay horizon; 0 = the run's train.steps, frozen at start
+    decay_gamma: float = 0.9995
+
+
+@dataclass
+class RegConfig:
+    gp_weight: float = 0.0  # WGAN-GP gradient penalty weight (lambda, 10 in Gulrajani et al.)
+    r1_gamma: float = 0.0  # R1 penalty on real data (Mescheder et al. 2018)
+    r1_every: int = 16  # lazy R1: every k D steps, scaled by k (Karras et al. 2020)
+    weight_clip: float = 0.0  # WGAN weight clipping to [-c, c]; 0 = off
+    instance_noise: float = 0.0  # initial std of Gaussian noise added to D's inputs
+    instance_noise_steps: int = 0  # anneal that std linearly to 0 over this many steps; 0 = constant
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 5000  # total generator steps of the run (a resumed run stops here too); 0 = no limit
+    seconds: float = 0.0  # stop after this much training time; 0 = no time limit
+    batch: int = 64
+    n_critic: int = 1  # D steps per G step
+    d_update: str = "joint"  # joint: one D step on real+fake; split: Keras-style real then fake step
+    g_fresh_z: bool = False  # draw new z for the G step instead of reusing the D step's fakes
+    g_batch: int = 0  # batch size of the G step when g_fresh_z; 0 = train.batch
+    seed: int = 0
+    ema_beta: float = 0.999  # EMA of G's weights used for sampling; 0 = off
+    log_every: int = 50
+    sample_every: int = 250  # fixed-z sample grid; 0 = off
+    ckpt_every: int = 1000
+    keep_every: int = 0  # also keep checkpoints/step-N.pt every this many steps; 0 = off
+    grid_n: int = 64
+    threads: int = 0  # torch threads; 0 = the free cores
+    tensorboard: bool = True
+    collapse_ratio: float = 0.05  # warn when fake diversity falls below this fraction of real's
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: str = ""  # the recipe name this config came from (informational)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+SECTIONS = [f.name for f in fields(Config) if dataclasses.is_dataclass(f.default_factory)]  # type: ignore[arg-type]
+
+CHOICES = {
+    "model.norm_g": ("none", "batch", "layer", "spectral"),
+    "model.norm_d": ("none", "batch", "layer", "spectral"),
+    "model.act_g": ("relu", "leaky_relu", "tanh"),
+    "model.act_d": ("relu", "leaky_relu", "tanh"),
+    "model.init": ("default", "dcgan", "glorot"),
+    "optim.lr_decay": ("none", "linear", "exp"),
+    "train.d_update": ("joint", "split"),
+}
+
+
+def all_keys() -> list[str]:
+    keys = ["recipe"]
+    for sec in SECTIONS:
+        keys += [f"{sec}.{f.name}" for f in fields(getattr(Config(), sec))]
+    return keys
+
+
+def _unknown(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
+    if not close:  # a right key in the wrong section: train.lr_g -> optim.lr_g
+        leaf = key.split(".")[-1]
+        close = [k for k in all_keys() if k.split(".")[-1] == leaf][:1]
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return ConfigError(f"unknown config key {key}{hint}")
+
+
+def _coerce(key: str, value: Any, typ: type) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{key} must be {typ.__name__}, got {value!r}")
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _set(cfg: Config, key: str, value: Any) -> None:
+    if key == "recipe":
+        cfg.recipe = _coerce(key, value, str)
+        return
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        raise _unknown(key)
+    section = getattr(cfg, parts[0])
+    types = {f.name: f.type for f in fields(section)}
+    if parts[1] not in types:
+        raise _unknown(key)
+    typ = types[parts[1]]
+    typ = _TYPES.get(typ, typ) if isinstance(typ, str) else typ
+    setattr(section, parts[1], _coerce(key, value, typ))
+
+
+def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a config from nested dicts; unknown sections and keys are errors with suggestions."""
+    cfg = base or Config()
+    if not isinstance(d, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(d).__name__}")
+    for sec, body in d.items():
+        if sec == "recipe":
+            _set(cfg, "recipe", body)
+            continue
+        if sec not in SECTIONS:
+            raise _unknown(str(sec))
+        if not isinstance(body, dict):
+            raise ConfigError(f"config section {sec} must be a mapping, got {body!r}")
+        for k, v in body.items():
+            _set(cfg, f"{sec}.{k}", v)
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply `section.key=value` strings; values are parsed as YAML scalars (3e-4, true, hinge)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set(cfg, key.strip(), value)
+    return cfg
+
+
+def recipe_dir() -> Path:
+    return Path(str(resources.files("gankit") / "configs"))
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
+
+
+DEFAULT_RECIPE = "dcgan_mnist_fast"
+
+
+def load_recipe(name_or_path: str | None) -> Config:
+    """A recipe name from `gankit list configs`, or a YAML path; None = the default recipe."""
+    name = name_or_path or DEFAULT_RECIPE
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = recipe_dir() / f"{name}.yaml"
+        if not path.exists():
+            close = difflib.get_close_matches(name, recipe_names(), n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigError(f"unknown recipe {name!r}{hint} (see `gankit list configs`)")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    cfg = from_dict(d)
+    if not cfg.recipe:
+        cfg.recipe = path.stem
+    return cfg
+
+
+def validate(cfg: Config) -> Config:
+    """Check choices and ranges; raise ConfigError naming the first bad key."""
+    from .data import datasets
+    from .losses import losses
+    from .nets import models
+
+    for key, allowed in CHOICES.items():
+        sec, k = key.split(".")
+        v = getattr(getattr(cfg, sec), k)
+        if v not in allowed:
+            raise ConfigError(f"{key}={v!r} is not one of {', '.join(allowed)}")
+    if cfg.model.name not in models:
+        raise ConfigError(_unknown_entry(models, cfg.model.name))
+    if cfg.loss.name not in losses:
+        raise ConfigError(_unknown_entry(losses, cfg.loss.name))
+    src = cfg.data.source
+    if src not in datasets and not Path(src).exists():
+        raise ConfigError(
+            f"data.source {src!r} is neither a registered dataset ({', '.join(datasets.names())}) "
+            "nor an existing path"
+        )
+    positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth"]
+    for key in positive:
+        sec, k = key.split(".")
+        if getattr(getattr(cfg, sec), k) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {getattr(getattr(cfg, sec), k)}")
+    non_negative = [
+        "train.steps", "train.seconds", "train.log_every", "train.sample_every", "train.ckpt_every",
+        "train.keep_every", "train.threads", "train.g_batch", "optim.grad_clip", "optim.weight_decay_d",
+        "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
+        "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
+        "model.leaky_slope", "train.collapse_ratio",
+    ]
+    for key in non_negative:
+        sec, k = key.split(".")
+        if getattr(getattr(cfg, sec), k) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {getattr(getattr(cfg, sec), k)}")
+    if cfg.train.steps == 0 and cfg.train.seconds == 0:
+        raise ConfigError("set train.steps (--steps) or train.seconds (--seconds); both are 0")
+    if cfg.optim.lr_decay == "linear" and cfg.train.steps == 0 and cfg.optim.decay_steps == 0:
+        raise ConfigError("optim.lr_decay=linear with a time limit only needs optim.decay_steps")
+    if cfg.reg.r1_every < 1:
+        raise ConfigError(f"reg.r1_every must be >= 1, got {cfg.reg.r1_every}")
+    if cfg.optim.lr_g <= 0 or cfg.optim.lr_d <= 0:
+        raise ConfigError("optim.lr_g and optim.lr_d must be > 0")
+    if not (0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1):
+        raise ConfigError("optim.beta1 and optim.beta2 must be in [0, 1)")
+    if not 0 <= cfg.train.ema_beta < 1:
+        raise ConfigError(f"train.ema_beta must be in [0, 1), got {cfg.train.ema_beta}")
+    if not 0 <= cfg.model.dropout_d < 1:
+        raise ConfigError(f"model.dropout_d must be in [0, 1), got {cfg.model.dropout_d}")
+    if not 0 < cfg.loss.real_label <= 1:
+        raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
+    spec = losses.get(cfg.loss.name)
+    if cfg.loss.real_label != 1.0 and not spec.label_smoothing:
+        raise ConfigError(
+            f"loss.real_label={cfg.loss.real_label} (label smoothing) needs a BCE loss "
+            f"(minimax, nonsaturating), not {cfg.loss.name}"
+        )
+    if cfg.data.channels not in (0, 1, 3):
+        raise ConfigError(f"data.channels must be 0 (native), 1 or 3, got {cfg.data.channels}")
+    if cfg.train.d_update == "split" and not spec.label_smoothing:
+        raise ConfigError(f"train.d_update=split (Keras-style real/fake steps) needs a BCE loss, not {cfg.loss.name}")
+    if cfg.train.d_update == "split" and cfg.reg.gp_weight > 0:
+        raise ConfigError("train.d_update=split cannot combine with reg.gp_weight (GP needs real and fake)")
+    if cfg.optim.lr_decay == "exp" and not 0 < cfg.optim.decay_gamma <= 1:
+        raise ConfigError(f"optim.decay_gamma must be in (0, 1], got {cfg.optim.decay_gamma}")
+    return cfg
+
+
+def _unknown_entry(reg: Any, name: str) -> str:
+    try:
+        reg.get(name)
+    except KeyError as e:
+        return str(e)
+    return ""
+
+
+def resolve(cfg: Config) -> Config:
+    """Fill loss-implied defaults (wgan_gp → gp_weight 10, wgan → clip 0.01), then validate."""
+    from .losses import losses
+
+    spec = losses.get(cfg.loss.name) if cfg.loss.name in losses else None
+    if spec is not None:
+        for key, value in spec.implies.items():
+            sec, k = key.split(".")
+            if not getattr(getattr(cfg, sec), k):
+                setattr(getattr(cfg, sec), k, value)
+    return validate(cfg)
+
+
+def save(cfg: Config, path: Path) -> None:
+    path.write_text(cfg.to_yaml())
+
+
+def load_file(path: Path) -> Config:
+    try:
+        return from_dict(yaml.safe_load(path.read_text()) or {})
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None

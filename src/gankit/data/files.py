@@ -1,0 +1,184 @@
+"""Users' own data: a folder of images, MNIST-format IDX files, or .npy/.npz arrays.
+
+Every failure names the file: users fix paths, not stack traces.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .core import Dataset, from_uint8
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def load_path(path: Path, cfg: Any) -> Dataset:
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return load_folder(path, cfg.image_size)
+    name = path.name
+    if "idx3-ubyte" in name or "idx3_ubyte" in name or "-ubyte" in name:
+        return load_idx(path)
+    if path.suffix in (".npy", ".npz"):
+        return load_array(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise DataError(f"{path}: one image is not a dataset; pass the folder that holds the images")
+    raise DataError(f"{path}: unknown data format (expected an image folder, *-idx3-ubyte[.gz], .npy or .npz)")
+
+
+# --- IDX (the MNIST file format) -------------------------------------------------------------
+
+def _read_idx(path: Path) -> np.ndarray:
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    head = 4 + 4 * ndim
+    if len(raw) < head:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    count = int(np.prod(dims)) if dims else 0
+    if len(raw) - head != count:
+        raise DataError(f"{path}: IDX header says {dims} ({count} bytes) but the file holds {len(raw) - head}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
+
+
+def _labels_path(images: Path) -> Path | None:
+    name = images.name
+    for a, b in (("images-idx3", "labels-idx1"), ("images.idx3", "labels.idx1"), ("images_idx3", "labels_idx1")):
+        if a in name:
+            cand = images.with_name(name.replace(a, b))
+            if cand.exists():
+                return cand
+            alt = cand.with_name(cand.name[:-3]) if cand.name.endswith(".gz") else cand.with_name(cand.name + ".gz")
+            if alt.exists():
+                return alt
+    return None
+
+
+def load_idx(path: Path) -> Dataset:
+    x = _read_idx(path)
+    if x.ndim != 3:
+        raise DataError(f"{path}: expected an IDX image file with 3 dimensions (N,H,W), got {x.ndim}")
+    y = None
+    lp = _labels_path(path)
+    if lp is not None:
+        labels = _read_idx(lp)
+        if labels.ndim != 1 or len(labels) != len(x):
+            raise DataError(f"{lp}: {labels.shape} labels do not match {len(x)} images in {path.name}")
+        y = torch.from_numpy(labels.astype(np.int64))
+    classes = [str(i) for i in range(int(y.max()) + 1)] if y is not None else None
+    return Dataset(from_uint8(x[:, None]), y, path.name, classes)
+
+
+# --- image folders ---------------------------------------------------------------------------
+
+def load_folder(root: Path, image_size: int = 0) -> Dataset:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    # labels from sub-folder names, but only when every image sits in a class folder
+    parents = [p.relative_to(root).parts for p in files]
+    labelled = all(len(parts) == 2 for parts in parents)
+    classes = sorted({parts[0] for parts in parents}) if labelled else None
+    images, sizes, gray = [], {}, True
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                im.load()
+                mode = im.mode
+                im = im.convert("L" if mode in ("1", "L", "I", "I;16", "F") else "RGB")
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DataError(f"{p}: cannot read image ({type(e).__name__}: {e})") from None
+        if im.mode == "RGB":
+            gray = False
+        if image_size:
+            if im.size != (image_size, image_size):
+                im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
+        else:
+            sizes.setdefault(im.size, p)
+            if len(sizes) > 1:
+                (s1, p1), (s2, p2) = list(sizes.items())[:2]
+                raise DataError(
+                    f"{p2}: size {s2[0]}x{s2[1]} differs from {p1.name} ({s1[0]}x{s1[1]}); "
+                    "set data.image_size (or --set data.image_size=N) to resize all images"
+                )
+        images.append(im)
+    arrs = [np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8) for im in images]
+    a = np.stack(arrs)
+    a = a[:, None] if gray else a.transpose(0, 3, 1, 2)
+    y = None
+    if classes is not None:
+        index = {c: i for i, c in enumerate(classes)}
+        y = torch.tensor([index[parts[0]] for parts in parents], dtype=torch.int64)
+    return Dataset(from_uint8(a), y, root.name, classes)
+
+
+# --- numpy arrays ----------------------------------------------------------------------------
+
+def _to_nchw(a: np.ndarray, path: Path) -> np.ndarray:
+    if a.ndim == 3:
+        return a[:, None]
+    if a.ndim == 4:
+        if a.shape[1] in (1, 3):
+            return a
+        if a.shape[3] in (1, 3):
+            return a.transpose(0, 3, 1, 2)
+    raise DataError(f"{path}: expected images (N,H,W), (N,C,H,W) or (N,H,W,C) with C in 1/3, or points (N,D); "
+                    f"got shape {a.shape}")
+
+
+def load_array(path: Path) -> Dataset:
+    try:
+        obj = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read array ({e})") from None
+    y = None
+    if isinstance(obj, np.lib.npyio.NpzFile):
+        with obj:
+            keys = list(obj.keys())
+            xk = next((k for k in ("x", "images", "arr_0") if k in keys), None)
+            if xk is None:
+                raise DataError(f"{path}: .npz needs an array named x or images (found {', '.join(keys)})")
+            a = obj[xk]
+            yk = next((k for k in ("y", "labels") if k in keys), None)
+            if yk is not None:
+                y = torch.from_numpy(obj[yk].astype(np.int64).reshape(-1))
+    else:
+        a = obj
+    if a.size == 0:
+        raise DataError(f"{path}: the array is empty")
+    if a.dtype.kind not in "uif":
+        raise DataError(f"{path}: expected a numeric array, got dtype {a.dtype}")
+    if not np.isfinite(a).all():
+        raise DataError(f"{path}: the array holds NaN or infinite values")
+    classes = [str(i) for i in range(int(y.max()) + 1)] if y is not None else None
+    if a.ndim == 2:  # points, e.g. the user's own 2-D toy data: used as they are
+        return Dataset(torch.from_numpy(a.astype(np.float32)), y, path.name, classes)
+    a = _to_nchw(a, path)
+    lo, hi = float(a.min()), float(a.max())
+    if a.dtype == np.uint8 or hi > 1.0:
+        if lo < 0 or hi > 255:
+            raise DataError(f"{path}: values span [{lo:g}, {hi:g}]; expected [0,255], [0,1] or [-1,1]")
+        x = from_uint8(a)
+    elif lo >= 0:
+        x = torch.from_numpy(a.astype(np.float32)) * 2 - 1
+    else:
+        if lo < -1:
+            raise DataError(f"{path}: values span [{lo:g}, {hi:g}]; expected [0,255], [0,1] or [-1,1]")
+        x = torch.from_numpy(a.astype(np.float32))
+    return Dataset(x.contiguous(), y, path.name, classes)

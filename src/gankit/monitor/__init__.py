@@ -1,0 +1,1 @@
+"""What a person looks at: image grids, GIFs, loss plots, JSONL/TensorBoard logs, health checks."""

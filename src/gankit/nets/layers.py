@@ -1,0 +1,90 @@
+"""Building blocks shared by the nets: normalisation, activation, initialisation, spectral norm."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def activation(name: str, slope: float = 0.2) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(slope)
+    if name == "tanh":
+        return nn.Tanh()
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def norm1d(name: str, n: int, momentum: float = 0.1) -> nn.Module:
+    if name == "batch":
+        return nn.BatchNorm1d(n, momentum=momentum)
+    if name == "layer":
+        return nn.LayerNorm(n)
+    return nn.Identity()  # none, or spectral (applied to the weights, not as a layer)
+
+
+def norm2d(name: str, c: int, momentum: float = 0.1) -> nn.Module:
+    if name == "batch":
+        return nn.BatchNorm2d(c, momentum=momentum)
+    if name == "layer":
+        return nn.GroupNorm(1, c)  # one group = layer norm over (C,H,W)
+    return nn.Identity()
+
+
+def init_weights(net: nn.Module, scheme: str) -> None:
+    """default: PyTorch's own; dcgan: N(0, 0.02) (Radford et al. 2016); glorot: Keras' default."""
+    if scheme == "default":
+        return
+    for m in net.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            if scheme == "dcgan":
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            else:
+                fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(m.weight)
+                if isinstance(m, nn.ConvTranspose2d):  # Keras counts fans with in/out swapped
+                    fan_in, fan_out = fan_out, fan_in
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                nn.init.uniform_(m.weight, -bound, bound)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and scheme == "dcgan":
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def finish(net: nn.Module, init: str, norm: str) -> nn.Module:
+    """Initialise, then wrap every weight layer with spectral norm when norm == 'spectral'."""
+    init_weights(net, init)
+    if norm == "spectral":
+        for name, m in list(net.named_modules()):
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                parent = net.get_submodule(name.rsplit(".", 1)[0]) if "." in name else net
+                setattr(parent, name.rsplit(".", 1)[-1], spectral_norm(m))
+    return net
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return str(self.shape)
+
+
+class Logit(nn.Module):
+    """Last layer of every D: one unnormalised score per example, shape (B,)."""
+
+    def __init__(self, n_in: int, bias: bool = True) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_in, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1)).squeeze(1)

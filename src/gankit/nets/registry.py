@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+models: Registry = Registry("model")
+
+
+def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    builder = models.get(cfg.name)
+    g, d = builder(cfg, tuple(shape))
+    g.z_dim = cfg.z_dim
+    g.out_shape = tuple(shape)
+    return g, d
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def flops_per_example(g: nn.Module, d: nn.Module) -> dict[str, float]:
+    """Forward FLOPs per example of G and D (multiply-add = 2 FLOPs), measured by PyTorch's counter.
+
+    A training step costs about 3x forward (forward + backward) for each network pass.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was = g.training, d.training
+    g.eval(), d.eval()
+    try:
+        with torch.no_grad():
+            z = torch.zeros(2, g.z_dim)
+            with FlopCounterMode(display=False) as fc:
+                x = g(z)
+            fg = fc.get_total_flops() / 2
+            with FlopCounterMode(display=False) as fc:
+                d(x)
+            fd = fc.get_total_flops() / 2
+    finally:
+        g.train(was[0]), d.train(was[1])
+    return {"g_forward": fg, "d_forward": fd}
+
+
+def image_shape(shape: tuple[int, ...], model: str) -> tuple[int, int]:
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ConfigError(f"model {model} needs square images (C,H,W), got data of shape {shape}")
+    return shape[0], shape[1]

@@ -1,0 +1,279 @@
+"""The training driver: steps, logging, sample grids, checkpoints, limits and health checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import config as config_mod
+from ..config import Config
+from ..data import Dataset
+from ..data import build as build_data
+from ..errors import ConfigError, TrainingDiverged
+from ..monitor import health
+from ..monitor.images import grid, save_gif, save_png
+from ..monitor.log import RunLog
+from ..monitor.plots import loss_plot, scatter
+from .state import TrainState, model_hash, new_state, save_atomic, state_from_checkpoint
+from .step import StepOutput, train_step
+
+log = logging.getLogger("gankit")
+
+# keys a resumed run may change; anything else would make it a different run
+RESUMABLE = {"train.steps", "train.seconds", "train.log_every", "train.sample_every", "train.ckpt_every",
+             "train.keep_every", "train.threads", "train.tensorboard", "train.grid_n", "train.collapse_ratio"}
+
+
+class Callback:
+    """Hooks for progress display and notebooks; the library itself never prints."""
+
+    def on_start(self, state: TrainState, info: dict[str, Any]) -> None: ...
+    def on_step(self, state: TrainState) -> None: ...
+    def on_log(self, row: dict[str, Any]) -> None: ...
+    def on_end(self, result: RunResult) -> None: ...
+
+
+@dataclass
+class RunResult:
+    out: Path
+    step: int
+    status: str  # done | time_limit | interrupted
+    seconds: float
+    images_per_s: float
+
+
+def free_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def prepare(cfg: Config) -> tuple[Config, Dataset]:
+    cfg = config_mod.resolve(cfg)
+    data = build_data(cfg.data)
+    if not data.is_image and cfg.model.name != "toy_mlp":
+        raise ConfigError(f"data {cfg.data.source} holds points {data.shape}; use model.name=toy_mlp")
+    if data.is_image and cfg.model.name == "toy_mlp":
+        raise ConfigError(f"model toy_mlp models 2-D points, but {cfg.data.source} holds images {data.shape}")
+    return cfg, data
+
+
+def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunResult:
+    """Train a new run from a config into the folder `out`."""
+    out = Path(out)
+    if (out / "checkpoints" / "latest.pt").exists():
+        raise ConfigError(f"{out} already holds a run; resume it with --resume {out} or choose another --out")
+    cfg, data = prepare(cfg)
+    _threads(cfg)
+    state = new_state(cfg, data.shape, len(data))
+    _mark_concat(state)
+    out.mkdir(parents=True, exist_ok=True)
+    config_mod.save(cfg, out / "config.yaml")
+    return _run(state, data, out, callbacks, event="start")
+
+
+def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] | tuple = ()) -> RunResult:
+    """Continue the run in `run_dir` exactly where its latest checkpoint stopped."""
+    run_dir = Path(run_dir)
+    ck = run_dir / "checkpoints" / "latest.pt"
+    if not ck.exists():
+        raise ConfigError(f"{run_dir}: no checkpoint to resume (expected {ck})")
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in RESUMABLE:
+            raise ConfigError(f"cannot change {key} when resuming (it would not be the same run); "
+                              f"allowed: {', '.join(sorted(RESUMABLE))}")
+    state = state_from_checkpoint(ck)
+    config_mod.apply_overrides(state.cfg, list(overrides))
+    cfg, data = prepare(state.cfg)
+    state.cfg = cfg
+    if len(data) != state.sampler.n:
+        raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on {state.sampler.n}")
+    _threads(cfg)
+    _mark_concat(state)
+    config_mod.save(cfg, run_dir / "config.yaml")
+    return _run(state, data, run_dir, callbacks, event="resume")
+
+
+def _threads(cfg: Config) -> None:
+    # never more compute threads than free cores: oversubscription measured 4.5x slower
+    torch.set_num_threads(cfg.train.threads or free_cores())
+
+
+def _mark_concat(state: TrainState) -> None:
+    # real and fake may share one D forward unless D has BatchNorm, whose batch statistics
+    # would then mix real and fake examples: that would change the algorithm, not just its speed
+    state.d.concat_ok = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in state.d.modules())
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to stop after the current step and save; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> RunResult:
+    cfg, t = state.cfg, state.cfg.train
+    runlog = RunLog(out, t.tensorboard)
+    x = data.x
+    fixed_z = torch.randn(t.grid_n, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
+    info = {"event": event, "step": state.step, "steps": t.steps, "recipe": cfg.recipe, "data": cfg.data.source,
+            "shape": list(data.shape), "n_data": len(data), "threads": torch.get_num_threads(),
+            "model_hash": model_hash(cfg, state.shape), "cpu": torch.backends.cpu.get_cpu_capability()}
+    runlog.write(info)
+    for cb in callbacks:
+        cb.on_start(state, info)
+    status, start, t0, window_steps = "done", None, time.perf_counter(), 0
+    nonfinite = torch.zeros((), dtype=torch.bool)
+    last_good = state.step
+    res: StepOutput | None = None
+    try:
+        with _StopFlag() as stop:
+            while t.steps == 0 or state.step < t.steps:
+                if start is None:
+                    start = t0 = time.perf_counter()
+                logging_now = t.log_every and (state.step + 1) % t.log_every == 0
+                res = train_step(state, x, stats=bool(logging_now))
+                # accumulate instead of checking each step: no host sync in the hot loop on GPUs
+                nonfinite |= ~torch.isfinite(res.d_loss) | ~torch.isfinite(res.g_loss)
+                window_steps += 1
+                for cb in callbacks:
+                    cb.on_step(state)
+                if logging_now:
+                    _check_finite(nonfinite, res, state, last_good, runlog)
+                    now = time.perf_counter()
+                    row = _log_row(state, res, x, window_steps * t.batch / max(now - t0, 1e-9), now - start)
+                    t0, window_steps = now, 0
+                    runlog.write(row)
+                    for cb in callbacks:
+                        cb.on_log(row)
+                if t.sample_every and state.step % t.sample_every == 0:
+                    _sample_grid(state, data, fixed_z, out)
+                if t.ckpt_every and state.step % t.ckpt_every == 0:
+                    _check_finite(nonfinite, res, state, last_good, runlog)
+                    _checkpoint(state, out, runlog)
+                    last_good = state.step
+    res: StepOutput | None = None
+                if stop.set:
+                    status = "interrupted"
+                    break
+                if t.seconds and time.perf_counter() - start >= t.seconds:
+                    status = "time_limit"
+                    break
+            if res is not None and state.step > last_good:
+                _check_finite(nonfinite, res, state, last_good, runlog)
+            if state.step > last_good or not (out / "checkpoints" / "latest.pt").exists():
+                _checkpoint(state, out, runlog)
+        elapsed = time.perf_counter() - start if start else 0.0
+        steps_done = state.step - info["step"]
+        result = RunResult(out, state.step, status, elapsed, steps_done * t.batch / elapsed if elapsed else 0.0)
+        if t.sample_every and (not list((out / "samples").glob("step-*.png")) or state.step % t.sample_every):
+            _sample_grid(state, data, fixed_z, out)
+        _finish(out)
+        runlog.write({"event": "end", "step": state.step, "status": status, "seconds": round(elapsed, 2),
+                      "images_per_s": round(result.images_per_s, 1)})
+    finally:
+        runlog.close()
+    for cb in callbacks:
+        cb.on_end(result)
+    return result
+
+
+def _check_finite(flag: torch.Tensor, res: StepOutput, state: TrainState, last_good: int, runlog: RunLog) -> None:
+    if bool(flag):
+        msg = (f"loss became non-finite (d_loss={float(res.d_loss):.4g}, g_loss={float(res.g_loss):.4g}) "
+               f"between steps {last_good} and {state.step}; stopped. The last good checkpoint "
+               f"(step {last_good}) is kept; try a lower learning rate, gradient clipping or a penalty")
+        runlog.write({"event": "diverged", "step": state.step, "message": msg})
+        raise TrainingDiverged(msg)
+
+
+def _log_row(state: TrainState, res: StepOutput, x: torch.Tensor, ips: float, elapsed: float) -> dict[str, Any]:
+    t = state.cfg.train
+    row: dict[str, Any] = {"event": "log", "step": state.step, "d_loss": float(res.d_loss),
+                           "g_loss": float(res.g_loss)}
+    row.update({k: float(v) for k, v in res.stats.items()})
+    row["lr_g"] = state.opt_g.param_groups[0]["lr"]
+    row["lr_d"] = state.opt_d.param_groups[0]["lr"]
+    row["images_per_s"] = round(ips, 1)
+    row["elapsed_s"] = round(elapsed, 2)
+    if res.fake is not None:
+        real = x[: len(res.fake)]  # fixed real reference: diversity of real data does not drift
+        ratio = health.collapse_ratio(res.fake, real)
+        row["diversity"] = round(ratio, 4)
+        if ratio < t.collapse_ratio:
+            msg = (f"possible mode collapse at step {state.step}: fake samples are {ratio:.3f}x as diverse "
+                   f"as real ones (threshold {t.collapse_ratio})")
+            log.warning(msg)
+            row["warning"] = msg
+    return row
+
+
+@torch.no_grad()
+def _sample_grid(state: TrainState, data: Dataset, fixed_z: torch.Tensor, out: Path) -> None:
+    g = state.g_ema if state.g_ema is not None else state.g
+    was = g.training
+    g.eval()  # eval: BatchNorm uses running statistics and is not updated by sampling
+    try:
+        if data.is_image:
+            x = g(fixed_z)
+        else:  # a scatter plot needs more points than a grid has images
+            x = g(torch.randn(1000, state.cfg.model.z_dim, generator=torch.Generator().manual_seed(7)))
+    finally:
+        g.train(was)
+    path = out / "samples" / f"step-{state.step:07d}.png"
+    if data.is_image:
+        save_png(grid(x), path, {"model_hash": model_hash(state.cfg, state.shape), "step": str(state.step),
+                                 "seed": str(state.cfg.train.seed + 2), "ema": str(state.g_ema is not None)})
+    else:
+        scatter(x, data.x[:2000], path, f"step {state.step}")
+
+
+def _checkpoint(state: TrainState, out: Path, runlog: RunLog) -> None:
+    sd = state.state_dict()
+    save_atomic(sd, out / "checkpoints" / "latest.pt")
+    keep = state.cfg.train.keep_every
+    if keep and state.step % keep == 0:
+        save_atomic(sd, out / "checkpoints" / f"step-{state.step:07d}.pt")
+    runlog.write({"event": "checkpoint", "step": state.step})
+
+
+def _finish(out: Path) -> None:
+    """Progress GIF from the fixed-z grids, and the loss plot."""
+    from PIL import Image
+
+    frames = sorted((out / "samples").glob("step-*.png"))
+    if len(frames) > 60:  # keep the GIF small: evenly spaced frames plus the last one
+        stride = len(frames) / 60
+        frames = [frames[int(i * stride)] for i in range(60)] + [frames[-1]]
+    images = []
+    for p in frames:
+        with Image.open(p) as im:
+            images.append(im.copy())
+    save_gif(images, out / "progress.gif")
+    loss_plot(out / "log.jsonl", out / "losses.png")

@@ -1,0 +1,233 @@
+"""TrainState: everything that must survive a restart, and its atomic checkpoint.
+
+A checkpoint holds G, D, EMA, optimisers, schedulers, step counters, every RNG state, the data
+cursor and the resolved config; `--resume` from it continues bit-identically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import config as config_mod
+from ..config import Config
+from ..errors import CheckpointError, ConfigError
+from ..losses import LossSpec, losses
+from ..nets import build as build_nets
+from .ema import make_ema
+
+FORMAT = 1
+
+
+class Sampler:
+    """Epoch-wise random permutations of an in-memory dataset, resumable by (epoch, pos)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch, self.pos = n, seed, 0, 0
+        self._perm: Tensor | None = None
+
+    def _permutation(self) -> Tensor:
+        if self._perm is None:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._perm = torch.randperm(self.n, generator=g)
+        return self._perm
+
+    def next(self, b: int) -> Tensor:
+        if self.pos + b > self.n:  # drop the ragged end: every batch has b examples
+            self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
+        idx = self._permutation()[self.pos: self.pos + b]
+        self.pos += b
+        return idx
+
+    def state_dict(self) -> dict[str, int]:
+        return {"n": self.n, "seed": self.seed, "epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, s: dict[str, int]) -> None:
+        if s["n"] != self.n:
+            raise CheckpointError(f"checkpoint was trained on {s['n']} examples, the data now has {self.n}")
+        self.seed, self.epoch, self.pos, self._perm = s["seed"], s["epoch"], s["pos"], None
+
+
+@dataclass
+class TrainState:
+    cfg: Config
+    shape: tuple[int, ...]
+    g: nn.Module
+    d: nn.Module
+    g_ema: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched_g: torch.optim.lr_scheduler.LRScheduler | None
+    sched_d: torch.optim.lr_scheduler.LRScheduler | None
+    sampler: Sampler
+    noise: torch.Generator  # z for training; separate from the global RNG used by dropout and GP
+    loss: LossSpec
+    step: int = 0  # generator steps done
+    d_steps: int = 0  # discriminator steps done (lazy R1 counts these)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def sample_z(self, n: int) -> Tensor:
+        return torch.randn(n, self.cfg.model.z_dim, generator=self.noise)
+
+    # --- checkpoint -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        return {
+            "format": FORMAT,
+            "config": self.cfg.to_dict(),
+            "shape": list(self.shape),
+            "model_hash": model_hash(self.cfg, self.shape),
+            "step": self.step,
+            "d_steps": self.d_steps,
+            "g": self.g.state_dict(),
+            "d": self.d.state_dict(),
+            "g_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict() if self.sched_g else None,
+            "sched_d": self.sched_d.state_dict() if self.sched_d else None,
+            "sampler": self.sampler.state_dict(),
+            "rng": {
+                "noise": self.noise.get_state(),
+                "torch": torch.get_rng_state(),
+                "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                          "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+                "python": random.getstate(),
+            },
+            "meta": self.meta,
+        }
+
+    def load_state_dict(self, ck: dict[str, Any], path: Path) -> None:
+        _load_module(self.g, ck["g"], "G", path)
+        _load_module(self.d, ck["d"], "D", path)
+        if self.g_ema is not None:
+            _load_module(self.g_ema, ck["g_ema"] if ck["g_ema"] is not None else ck["g"], "EMA G", path)
+        self.opt_g.load_state_dict(ck["opt_g"])
+        self.opt_d.load_state_dict(ck["opt_d"])
+        if self.sched_g and ck["sched_g"]:
+            self.sched_g.load_state_dict(ck["sched_g"])
+            self.sched_d.load_state_dict(ck["sched_d"])  # type: ignore[union-attr]
+        self.sampler.load_state_dict(ck["sampler"])
+        rng = ck["rng"]
+        self.noise.set_state(rng["noise"])
+        torch.set_rng_state(rng["torch"])
+        n = rng["numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+        random.setstate(_tuplify(rng["python"]))
+        self.step, self.d_steps = int(ck["step"]), int(ck["d_steps"])
+        self.meta = dict(ck.get("meta") or {})
+
+
+def _tuplify(x: Any) -> Any:
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def _load_module(m: nn.Module, sd: dict[str, Tensor], what: str, path: Path) -> None:
+    own = m.state_dict()
+    missing = [k for k in own if k not in sd]
+    extra = [k for k in sd if k not in own]
+    shapes = [k for k in own if k in sd and own[k].shape != sd[k].shape]
+    if missing or extra or shapes:
+        if shapes:
+            k = shapes[0]
+            detail = f"{k} is {tuple(sd[k].shape)} in the checkpoint but {tuple(own[k].shape)} in the model"
+        else:
+            detail = f"missing {missing[:2]}" if missing else f"unexpected {extra[:2]}"
+        raise CheckpointError(f"{path}: {what} in the checkpoint does not match this model ({detail})")
+    m.load_state_dict(sd)
+
+
+def model_hash(cfg: Config, shape: tuple[int, ...]) -> str:
+    """Identifies the architecture (model section + data shape), not the weights."""
+    key = repr((sorted(vars(cfg.model).items()), tuple(shape)))
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_scheduler.LRScheduler | None:
+    o = cfg.optim
+    if o.lr_decay == "none":
+        return None
+    if o.lr_decay == "linear":
+        horizon = max(1, o.decay_steps)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / horizon))
+    return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=o.decay_gamma)
+
+
+def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
+    """Build nets, optimisers and RNGs from a resolved config; seeded by cfg.train.seed."""
+    seed = cfg.train.seed
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    if cfg.optim.lr_decay == "linear" and cfg.optim.decay_steps == 0:
+        cfg.optim.decay_steps = cfg.train.steps  # frozen into the saved config, so resume agrees
+    try:
+        g, d = build_nets(cfg.model, shape)
+    except ValueError as e:
+        raise ConfigError(f"model {cfg.model.name}: {e}") from None
+    o = cfg.optim
+    # L2 penalty on D's weights through the optimiser (the course's "penalise D weights")
+    opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2), eps=o.eps)
+    opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2), eps=o.eps,
+                             weight_decay=o.weight_decay_d)
+    if cfg.train.batch > n_data:
+        raise ConfigError(f"train.batch={cfg.train.batch} is larger than the dataset ({n_data} examples)")
+    return TrainState(
+        cfg=cfg, shape=tuple(shape), g=g, d=d,
+        g_ema=make_ema(g) if cfg.train.ema_beta > 0 else None,
+        opt_g=opt_g, opt_d=opt_d, sched_g=_scheduler(opt_g, cfg), sched_d=_scheduler(opt_d, cfg),
+        sampler=Sampler(n_data, seed), noise=torch.Generator().manual_seed(seed + 1),
+        loss=losses.get(cfg.loss.name),
+    )
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}); the file is corrupt "
+                              "or not a gankit checkpoint") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT or "config" not in ck:
+        raise CheckpointError(f"{path}: not a gankit checkpoint (format {FORMAT})")
+    return ck
+
+
+def state_from_checkpoint(path: Path, n_data: int | None = None) -> TrainState:
+    ck = read_checkpoint(path)
+    cfg = config_mod.from_dict(ck["config"])
+    shape = tuple(ck["shape"])
+    if model_hash(cfg, shape) != ck.get("model_hash"):
+        raise CheckpointError(f"{path}: its config does not describe the model it holds")
+    state = new_state(cfg, shape, n_data if n_data is not None else ck["sampler"]["n"])
+    state.load_state_dict(ck, path)
+    return state
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same folder, fsync, rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

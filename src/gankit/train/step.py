@@ -1,0 +1,139 @@
+"""The GAN update, readable on one screen: D step(s), G step, EMA update.
+
+Variants plug in through the loss spec and the regulariser switches in the config; there is
+no second copy of this loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .. import regularizers as R
+from ..losses import bce_fake, bce_real
+from .ema import ema_beta, update_ema
+from .state import TrainState
+
+
+@dataclass
+class StepOutput:
+    d_loss: Tensor
+    g_loss: Tensor
+    stats: dict[str, Tensor] = field(default_factory=dict)  # detached scalars; read at log time only
+    fake: Tensor | None = None  # the G step's fakes (detached), for sample-diversity checks
+
+
+def train_step(s: TrainState, data: Tensor, stats: bool = False) -> StepOutput:
+    """One generator step and cfg.train.n_critic discriminator steps. `data` is the whole
+    in-memory dataset; batches are indexed by the resumable sampler.
+
+    With stats=True the output also carries gradient norms (costly, so only at log steps).
+    """
+    t, reg = s.cfg.train, s.cfg.reg
+    out: dict[str, Tensor] = {}
+
+    # --- discriminator: n_critic steps, each on a new real batch and new fakes ---------------
+    for i in range(t.n_critic):
+        real = data[s.sampler.next(t.batch)]
+        z = s.sample_z(t.batch)
+        reuse = i == t.n_critic - 1 and not t.g_fresh_z  # G step reuses the last fakes (+29 % cheaper)
+        with torch.set_grad_enabled(reuse):
+            fake = s.g(z)
+        d_loss = d_step(s, real, fake.detach(), out, stats)
+
+    # --- generator ---------------------------------------------------------------------------
+    if not reuse:
+        fake = s.g(s.sample_z(t.g_batch or t.batch))
+    s.d.requires_grad_(False)  # no D parameter gradients in the G step
+    noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
+    fake_in = fake + noise * torch.randn_like(fake) if noise else fake
+    real_logits = None
+    if s.loss.g_needs_real:
+        with torch.no_grad():
+            real_logits = s.d(_noisy(real, noise))
+    g_loss = s.loss.g(fake=s.d(fake_in), real=real_logits)
+    s.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    s.d.requires_grad_(True)
+    out["grad_norm_g"] = _clip_or_norm(s.g, s.cfg.optim.grad_clip, stats)
+    s.opt_g.step()
+    for sched in (s.sched_g, s.sched_d):
+        if sched is not None:
+            sched.step()
+    if s.g_ema is not None:
+        update_ema(s.g_ema, s.g, ema_beta(s.step, t.ema_beta))
+    s.step += 1
+    return StepOutput(d_loss.detach(), g_loss.detach(), {k: v for k, v in out.items() if v is not None},
+                      fake.detach())
+
+
+def d_step(s: TrainState, real: Tensor, fake: Tensor, out: dict[str, Tensor], stats: bool) -> Tensor:
+    reg, t = s.cfg.reg, s.cfg.train
+    noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
+    real, fake = _noisy(real, noise), _noisy(fake, noise)
+    lazy_r1 = reg.r1_gamma > 0 and s.d_steps % reg.r1_every == 0
+    if lazy_r1:
+        real = real.detach().requires_grad_(True)
+
+    if t.d_update == "split":
+        # Keras tutorial style: two optimiser steps per D update, one on reals, one on fakes
+        real_logits = s.d(real)
+        loss_real = bce_real(real_logits, s.cfg.loss.real_label)
+        _d_backward(s, loss_real + _r1(real_logits, real, reg, lazy_r1, out), out, stats)
+        fake_logits = s.d(fake)
+        loss_fake = bce_fake(fake_logits)
+        _d_backward(s, loss_fake, out, stats)
+        loss = 0.5 * (loss_real + loss_fake)
+    else:
+        real_logits, fake_logits = _d_forward(s.d, real, fake)
+        kw = {"real_label": s.cfg.loss.real_label} if s.loss.label_smoothing else {}
+        loss = s.loss.d(real=real_logits, fake=fake_logits, **kw)
+        total = loss + _r1(real_logits, real, reg, lazy_r1, out)
+        if reg.gp_weight > 0:
+            gp = R.gradient_penalty(s.d, real, fake)
+            out["gp"] = gp.detach()
+            total = total + reg.gp_weight * gp
+        _d_backward(s, total, out, stats)
+    if reg.weight_clip > 0:
+        R.clip_weights(s.d, reg.weight_clip)
+    s.d_steps += 1
+    out["d_real"], out["d_fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    return loss
+
+
+def _d_forward(d: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    if d.concat_ok:  # one batched forward is faster; only where batch statistics cannot mix
+        logits = d(torch.cat([real, fake]))
+        return logits[: len(real)], logits[len(real):]
+    return d(real), d(fake)
+
+
+def _d_backward(s: TrainState, loss: Tensor, out: dict[str, Tensor], stats: bool) -> None:
+    s.opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    out["grad_norm_d"] = _clip_or_norm(s.d, s.cfg.optim.grad_clip, stats)
+    s.opt_d.step()
+
+
+def _r1(real_logits: Tensor, real: Tensor, reg, lazy: bool, out: dict[str, Tensor]) -> Tensor | float:
+    if not lazy:
+        return 0.0
+    r1 = R.r1_penalty(real_logits, real)
+    out["r1"] = r1.detach()
+    # lazy regularisation: applied every r1_every steps, scaled up to keep its average weight
+    return 0.5 * reg.r1_gamma * reg.r1_every * r1
+
+
+def _noisy(x: Tensor, std: float) -> Tensor:
+    return x + std * torch.randn_like(x) if std else x
+
+
+def _clip_or_norm(net: nn.Module, max_norm: float, stats: bool) -> Tensor | None:
+    if max_norm > 0:
+        return torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm).detach()
+    if stats:
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        return torch.nn.utils.get_total_norm(grads).detach() if grads else None
+    return None
