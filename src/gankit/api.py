@@ -11,10 +11,10 @@ from torch import Tensor
 
 from . import config as config_mod
 from .errors import GankitError
+from .nets import build as build_nets
 from .train.loop import Callback, RunResult, fit
 from .train.loop import resume as resume_run
 from .train.state import model_hash, read_checkpoint
-from .nets import build as build_nets
 
 
 def make_config(recipe: str | None = None, data: str | None = None, overrides: Sequence[str] = (),

@@ -77,7 +77,8 @@ def _dry_run(cfg: Any) -> int:
     print(f"# data: {cfg.data.source}, {len(data)} examples of shape {tuple(data.shape)}")
     print(f"# G: {count_params(g):,} parameters, {f['g_forward'] / 1e6:.1f} MFLOP forward per example")
     print(f"# D: {count_params(d):,} parameters, {f['d_forward'] / 1e6:.1f} MFLOP forward per example")
-    print(f"# about {step * 2 / 1e9:.2f} GFLOP per training step (multiply-add = 2 FLOP)")
+    print(f"# about {step / 1e9:.2f} GFLOP per training step, {step / t.batch / 1e9:.3f} per image "
+          "(multiply-add = 2 FLOP; backward counted as 2x forward)")
     return 0
 
 

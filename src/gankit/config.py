@@ -91,6 +91,7 @@ class TrainConfig:
     threads: int = 0  # torch threads; 0 = the free cores
     tensorboard: bool = True
     collapse_ratio: float = 0.05  # warn when fake diversity falls below this fraction of real's
+    collapse_after: int = 100  # no collapse warnings before this step: an untrained G is not collapsed
 
 
 @dataclass
@@ -153,6 +154,11 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
     elif typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -272,7 +278,7 @@ def validate(cfg: Config) -> Config:
         "train.keep_every", "train.threads", "train.g_batch", "optim.grad_clip", "optim.weight_decay_d",
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
-        "model.leaky_slope", "train.collapse_ratio",
+        "model.leaky_slope", "train.collapse_ratio", "train.collapse_after",
     ]
     for key in non_negative:
         sec, k = key.split(".")

@@ -29,7 +29,8 @@ log = logging.getLogger("gankit")
 
 # keys a resumed run may change; anything else would make it a different run
 RESUMABLE = {"train.steps", "train.seconds", "train.log_every", "train.sample_every", "train.ckpt_every",
-             "train.keep_every", "train.threads", "train.tensorboard", "train.grid_n", "train.collapse_ratio"}
+             "train.keep_every", "train.threads", "train.tensorboard", "train.grid_n", "train.collapse_ratio",
+             "train.collapse_after"}
 
 
 class Callback:
@@ -178,7 +179,6 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
                     _check_finite(nonfinite, res, state, last_good, runlog)
                     _checkpoint(state, out, runlog)
                     last_good = state.step
-    res: StepOutput | None = None
                 if stop.set:
                     status = "interrupted"
                     break
@@ -226,7 +226,7 @@ def _log_row(state: TrainState, res: StepOutput, x: torch.Tensor, ips: float, el
         real = x[: len(res.fake)]  # fixed real reference: diversity of real data does not drift
         ratio = health.collapse_ratio(res.fake, real)
         row["diversity"] = round(ratio, 4)
-        if ratio < t.collapse_ratio:
+        if ratio < t.collapse_ratio and state.step >= t.collapse_after:
             msg = (f"possible mode collapse at step {state.step}: fake samples are {ratio:.3f}x as diverse "
                    f"as real ones (threshold {t.collapse_ratio})")
             log.warning(msg)

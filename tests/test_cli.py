@@ -1,0 +1,90 @@
+"""The command line: contracts from docs/design.md (exit codes, outputs, one-line errors)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gankit.cli import main
+
+FAST = ["--set", "model.width=8", "--set", "train.tensorboard=false", "--set", "data.n=200", "--batch", "8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--steps", "3", "--out", str(out), *FAST]) == 0
+    return out
+
+
+@pytest.mark.parametrize("what,expect", [("configs", "dcgan_mnist_fast"), ("models", "dcgan_seed"),
+                                         ("losses", "wgan_gp"), ("datasets", "mnist5k")])
+def test_list(capsys, what, expect):
+    assert main(["list", what]) == 0
+    assert expect in capsys.readouterr().out
+
+
+def test_dry_run_prints_config_and_sizes(capsys):
+    assert main(["train", "dcgan_mnist", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "name: dcgan_seed" in out and "parameters" in out and "GFLOP per training step" in out
+
+
+def test_sample_npy_png_and_folder(run_dir, tmp_path):
+    assert main(["sample", str(run_dir), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    x = np.load(tmp_path / "s.npy")
+    assert x.dtype == np.float32 and x.shape == (5, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
+    assert main(["sample", str(run_dir), "--n", "5", "--out", str(tmp_path / "s.png")]) == 0
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.text["gankit:generated"] == "true" and "gankit:model_hash" in im.text
+    assert main(["sample", str(run_dir), "--n", "3", "--out", str(tmp_path / "dir")]) == 0
+    assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    # the same seed gives the same samples
+    main(["sample", str(run_dir), "--n", "5", "--out", str(tmp_path / "t.npy")])
+    assert np.array_equal(np.load(tmp_path / "t.npy"), x)
+
+
+def test_resume_via_cli(run_dir, capsys):
+    assert main(["train", "--resume", str(run_dir), "--steps", "4", "-q"]) == 0
+    assert "at step 4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--set", "train.lr_g=1"], "unknown config key train.lr_g; did you mean optim.lr_g?"),
+    (["train", "--data", "/no/such/dir"], "neither a registered dataset"),
+    (["train", "nope_recipe"], "unknown recipe 'nope_recipe'"),
+    (["sample", "/no/run", "--out", "x.npy"], "no such run folder"),
+    (["train", "--resume", "/no/run"], "no checkpoint to resume"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_label_on_unconditional_run(run_dir, capsys, tmp_path):
+    assert main(["sample", str(run_dir), "--label", "3", "--out", str(tmp_path / "x.npy")]) == 2
+    assert "not conditional" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_via_cli(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    assert main(["sample", str(bad), "--out", str(tmp_path / "x.npy")]) == 2
+    assert "cannot read checkpoint" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_data_swap(tmp_path):
+    np.save(tmp_path / "mine.npy", np.random.default_rng(0).integers(0, 256, (40, 16, 16)).astype(np.uint8))
+    out = tmp_path / "run"
+    argv = ["train", "dcgan_mnist_fast", "--data", str(tmp_path / "mine.npy"), "--steps", "2", "--out", str(out)]
+    r = subprocess.run([sys.executable, "-m", "gankit", *argv, *FAST], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (out / "checkpoints" / "latest.pt").exists()
+    import gankit
+
+    g = gankit.load(out)
+    assert g.sample(4, seed=1).shape == (4, 1, 16, 16)  # the nets adapted to the user's 16x16 data
+    assert g.interpolate(0, 1, steps=5).shape == (5, 1, 16, 16)
