@@ -8,7 +8,6 @@ THREADS ?= $(shell nproc)
 
 $(BIN)/gankit: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# The CPU build lies on local disk; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'

@@ -16,7 +16,7 @@ import time
 import torch
 
 from gankit.api import make_config
-from gankit.train.loop import _mark_concat, free_cores, prepare
+from gankit.train.loop import free_cores, prepare
 from gankit.train.state import new_state
 from gankit.train.step import train_step
 
@@ -24,7 +24,6 @@ from gankit.train.step import train_step
 def measure(recipe: str, batch: int, warmup: int, windows: int, steps: int) -> dict:
     cfg, data = prepare(make_config(recipe, batch=batch, overrides=["train.tensorboard=false"]))
     state = new_state(cfg, data.shape, len(data))
-    _mark_concat(state)
     for _ in range(warmup):
         train_step(state, data.x)
     rates = []

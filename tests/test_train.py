@@ -13,7 +13,7 @@ from gankit import config as C
 from gankit.data import datasets
 from gankit.errors import CheckpointError, ConfigError, TrainingDiverged
 from gankit.losses import losses
-from gankit.train.loop import Callback, _mark_concat, fit, prepare, resume
+from gankit.train.loop import Callback, fit, prepare, resume
 from gankit.train.state import new_state, read_checkpoint, state_from_checkpoint
 from gankit.train.step import train_step
 
@@ -21,7 +21,6 @@ from gankit.train.step import train_step
 def make_state(*sets, recipe="mlp_mnist", steps=4):
     cfg, data = prepare(tiny_config(recipe, *sets, steps=steps))
     st = new_state(cfg, data.shape, len(data))
-    _mark_concat(st)
     return st, data.x
 
 

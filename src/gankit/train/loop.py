@@ -76,7 +76,6 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
     cfg, data = prepare(cfg)
     _threads(cfg)
     state = new_state(cfg, data.shape, len(data))
-    _mark_concat(state)
     out.mkdir(parents=True, exist_ok=True)
     config_mod.save(cfg, out / "config.yaml")
     return _run(state, data, out, callbacks, event="start")
@@ -100,7 +99,6 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
     if len(data) != state.sampler.n:
         raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on {state.sampler.n}")
     _threads(cfg)
-    _mark_concat(state)
     config_mod.save(cfg, run_dir / "config.yaml")
     return _run(state, data, run_dir, callbacks, event="resume")
 
@@ -108,12 +106,6 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
 def _threads(cfg: Config) -> None:
     # never more compute threads than free cores: oversubscription measured 4.5x slower
     torch.set_num_threads(cfg.train.threads or free_cores())
-
-
-def _mark_concat(state: TrainState) -> None:
-    # real and fake may share one D forward unless D has BatchNorm, whose batch statistics
-    # would then mix real and fake examples: that would change the algorithm, not just its speed
-    state.d.concat_ok = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in state.d.modules())
 
 
 class _StopFlag:

@@ -178,6 +178,9 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2), eps=o.eps)
     opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2), eps=o.eps,
                              weight_decay=o.weight_decay_d)
+    # real and fake may share one D forward unless D has BatchNorm, whose batch statistics
+    # would then mix real and fake examples: that would change the algorithm, not just its speed
+    d.concat_ok = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in d.modules())
     if cfg.train.batch > n_data:
         raise ConfigError(f"train.batch={cfg.train.batch} is larger than the dataset ({n_data} examples)")
     return TrainState(

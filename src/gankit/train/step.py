@@ -48,7 +48,7 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False) -> StepOutput:
         fake = s.g(s.sample_z(t.g_batch or t.batch))
     s.d.requires_grad_(False)  # no D parameter gradients in the G step
     noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
-    fake_in = fake + noise * torch.randn_like(fake) if noise else fake
+    fake_in = _noisy(fake, noise)
     real_logits = None
     if s.loss.g_needs_real:
         with torch.no_grad():
