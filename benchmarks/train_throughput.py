@@ -16,9 +16,9 @@ import time
 import torch
 
 from gankit.api import make_config
-from gankit.train.loop import free_cores, prepare
-from gankit.train.state import new_state
-from gankit.train.step import train_step
+from gankit.training.loop import free_cores, prepare
+from gankit.training.state import new_state
+from gankit.training.step import train_step
 
 
 def measure(recipe: str, batch: int, warmup: int, windows: int, steps: int) -> dict:

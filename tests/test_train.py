@@ -13,9 +13,9 @@ from gankit import config as C
 from gankit.data import datasets
 from gankit.errors import CheckpointError, ConfigError, TrainingDiverged
 from gankit.losses import losses
-from gankit.train.loop import Callback, fit, prepare, resume
-from gankit.train.state import new_state, read_checkpoint, state_from_checkpoint
-from gankit.train.step import train_step
+from gankit.training.loop import Callback, fit, prepare, resume
+from gankit.training.state import new_state, read_checkpoint, state_from_checkpoint
+from gankit.training.step import train_step
 
 
 def make_state(*sets, recipe="mlp_mnist", steps=4):
@@ -295,7 +295,7 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     ck.write_bytes(good)
     # the same weights offered to a wider model
     from gankit.nets import build
-    from gankit.train.state import _load_module
+    from gankit.training.state import _load_module
 
     g16, _ = build(C.from_dict({"model": {"name": "mlp", "width": 16}}).model, (1, 28, 28))
     with pytest.raises(CheckpointError, match=r"G in the checkpoint does not match this model \(.* is \("):

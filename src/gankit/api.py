@@ -12,9 +12,9 @@ from torch import Tensor
 from . import config as config_mod
 from .errors import GankitError
 from .nets import build as build_nets
-from .train.loop import Callback, RunResult, fit
-from .train.loop import resume as resume_run
-from .train.state import model_hash, read_checkpoint
+from .training.loop import Callback, RunResult, fit
+from .training.loop import resume as resume_run
+from .training.state import model_hash, read_checkpoint
 
 
 def make_config(recipe: str | None = None, data: str | None = None, overrides: Sequence[str] = (),
@@ -128,7 +128,7 @@ def _checkpoint_path(run: str | Path) -> Path:
 
 def load(run: str | Path, ema: bool = True) -> Generator:
     """Load the generator of a run folder (or a checkpoint file). EMA weights by default."""
-    from .train.state import _load_module
+    from .training.state import _load_module
 
     path = _checkpoint_path(run)
     ck = read_checkpoint(path)

