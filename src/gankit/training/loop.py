@@ -143,6 +143,9 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
         cb.on_start(state, info)
     status, start, t0, window_steps = "done", None, time.perf_counter(), 0
     nonfinite = torch.zeros((), dtype=torch.bool)
+    # a fixed random real batch as the diversity reference (data may be sorted by class)
+    real_ref = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: t.batch]]
+    health_state: dict[str, bool] = {}
     last_good = state.step
     res: StepOutput | None = None
     try:
@@ -160,7 +163,8 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
                 if logging_now:
                     _check_finite(nonfinite, res, state, last_good, runlog)
                     now = time.perf_counter()
-                    row = _log_row(state, res, x, window_steps * t.batch / max(now - t0, 1e-9), now - start)
+                    ips = window_steps * t.batch / max(now - t0, 1e-9)
+                    row = _log_row(state, res, real_ref, ips, now - start, health_state)
                     t0, window_steps = now, 0
                     runlog.write(row)
                     for cb in callbacks:
@@ -205,7 +209,8 @@ def _check_finite(flag: torch.Tensor, res: StepOutput, state: TrainState, last_g
         raise TrainingDiverged(msg)
 
 
-def _log_row(state: TrainState, res: StepOutput, x: torch.Tensor, ips: float, elapsed: float) -> dict[str, Any]:
+def _log_row(state: TrainState, res: StepOutput, real_ref: torch.Tensor, ips: float, elapsed: float,
+             health_state: dict[str, bool]) -> dict[str, Any]:
     t = state.cfg.train
     row: dict[str, Any] = {"event": "log", "step": state.step, "d_loss": float(res.d_loss),
                            "g_loss": float(res.g_loss)}
@@ -215,14 +220,18 @@ def _log_row(state: TrainState, res: StepOutput, x: torch.Tensor, ips: float, el
     row["images_per_s"] = round(ips, 1)
     row["elapsed_s"] = round(elapsed, 2)
     if res.fake is not None:
-        real = x[: len(res.fake)]  # fixed real reference: diversity of real data does not drift
-        ratio = health.collapse_ratio(res.fake, real)
+        ratio = health.collapse_ratio(res.fake, real_ref)
         row["diversity"] = round(ratio, 4)
-        if ratio < t.collapse_ratio and state.step >= t.collapse_after:
+        collapsed = ratio < t.collapse_ratio and state.step >= t.collapse_after
+        row["collapsed"] = collapsed
+        if collapsed and not health_state.get("collapsed"):  # say it once per episode, log it every row
             msg = (f"possible mode collapse at step {state.step}: fake samples are {ratio:.3f}x as diverse "
                    f"as real ones (threshold {t.collapse_ratio})")
             log.warning(msg)
             row["warning"] = msg
+        elif not collapsed and health_state.get("collapsed"):
+            log.warning(f"sample diversity recovered at step {state.step} ({ratio:.3f}x real)")
+        health_state["collapsed"] = collapsed
     return row
 
 
