@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,7 +137,3 @@ def load(run: str | Path, ema: bool = True) -> Generator:
     use_ema = ema and ck.get("g_ema") is not None
     _load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
     return Generator(g, cfg, shape, int(ck["step"]), use_ema)
-
-
-def grid_rows(n: int) -> int:
-    return math.ceil(math.sqrt(n))

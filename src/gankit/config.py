@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+
+log = logging.getLogger("gankit")
 
 
 @dataclass
@@ -287,7 +290,7 @@ def validate(cfg: Config) -> Config:
     if cfg.train.steps == 0 and cfg.train.seconds == 0:
         raise ConfigError("set train.steps (--steps) or train.seconds (--seconds); both are 0")
     if cfg.optim.lr_decay == "linear" and cfg.train.steps == 0 and cfg.optim.decay_steps == 0:
-        raise ConfigError("optim.lr_decay=linear with a time limit only needs optim.decay_steps")
+        raise ConfigError("optim.lr_decay=linear needs optim.decay_steps when the run has no train.steps")
     if cfg.reg.r1_every < 1:
         raise ConfigError(f"reg.r1_every must be >= 1, got {cfg.reg.r1_every}")
     if cfg.optim.lr_g <= 0 or cfg.optim.lr_d <= 0:
@@ -301,11 +304,6 @@ def validate(cfg: Config) -> Config:
     if not 0 < cfg.loss.real_label <= 1:
         raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
     spec = losses.get(cfg.loss.name)
-    if cfg.loss.real_label != 1.0 and not spec.label_smoothing:
-        raise ConfigError(
-            f"loss.real_label={cfg.loss.real_label} (label smoothing) needs a BCE loss "
-            f"(minimax, nonsaturating), not {cfg.loss.name}"
-        )
     if cfg.data.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels must be 0 (native), 1 or 3, got {cfg.data.channels}")
     if cfg.train.d_update == "split" and not spec.label_smoothing:
@@ -335,6 +333,11 @@ def resolve(cfg: Config) -> Config:
             sec, k = key.split(".")
             if not getattr(getattr(cfg, sec), k):
                 setattr(getattr(cfg, sec), k, value)
+        if cfg.loss.real_label != 1.0 and not spec.label_smoothing:
+            # a recipe's smoothing must not block `--set loss.name=wgan_gp`; the saved config shows 1.0
+            log.warning("loss.real_label=%s (label smoothing) applies to BCE losses only; not used with %s",
+                        cfg.loss.real_label, cfg.loss.name)
+            cfg.loss.real_label = 1.0
     return validate(cfg)
 
 
