@@ -19,7 +19,8 @@ demo: setup
 	rm -rf runs/demo  # the demo starts fresh each time; real runs refuse to overwrite
 	$(BIN)/gankit train --seconds 180 --out runs/demo
 	$(BIN)/gankit sample runs/demo --n 100 --out runs/demo/samples.png
-	@echo "demo: look at runs/demo/samples.png, runs/demo/progress.gif and runs/demo/losses.png"
+	$(BIN)/gankit eval runs/demo
+	@echo "demo: look at runs/demo/samples.png, runs/demo/progress.gif, runs/demo/losses.png; metrics in runs/demo/eval.json"
 
 test: setup
 	$(BIN)/python -m pytest tests

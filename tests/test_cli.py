@@ -88,3 +88,33 @@ def test_python_dash_m_and_data_swap(tmp_path):
     g = gankit.load(out)
     assert g.sample(4, seed=1).shape == (4, 1, 16, 16)  # the nets adapted to the user's 16x16 data
     assert g.interpolate(0, 1, steps=5).shape == (5, 1, 16, 16)
+
+
+def test_eval_points_file_and_toy_run(tmp_path, capsys):
+    import json
+
+    from gankit.config import DataConfig
+    from gankit.data import build
+
+    ring = build(DataConfig(source="ring"))
+    np.save(tmp_path / "pts.npy", ring.x[:2500].numpy())
+    assert main(["eval", str(tmp_path / "pts.npy"), "--against", "ring"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["modes_pacgan_2.5k"] == 8 and out["protocol"]["samples"].endswith("pts.npy")
+    run = tmp_path / "toy"
+    assert main(["train", "toy_ring", "--steps", "3", "--out", str(run), "-q", "--set", "train.tensorboard=false"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "500"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "modes_pacgan_500" in out and out["protocol"]["step"] == 3
+    assert json.loads((run / "eval.json").read_text()) == out
+
+
+def test_eval_bad_inputs(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing.npy")]) == 2
+    assert "no such" in capsys.readouterr().err
+    np.save(tmp_path / "rgb.npy", np.zeros((10, 3, 28, 28), np.float32))
+    assert main(["eval", str(tmp_path / "rgb.npy")]) == 2
+    assert "samples have shape (3, 28, 28)" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "rgb.npy"), "--metrics", "fidd"]) == 2
+    assert "unknown metric" in capsys.readouterr().err

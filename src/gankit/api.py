@@ -137,3 +137,32 @@ def load(run: str | Path, ema: bool = True) -> Generator:
     use_ema = ema and ck.get("g_ema") is not None
     _load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
     return Generator(g, cfg, shape, int(ck["step"]), use_ema)
+
+
+def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int | None = None,
+             against: str | None = None, seed: int = 0, ema: bool = True) -> dict:
+    """Score a run folder (samples drawn from its generator), a .npy/.npz of samples or an image
+    folder against real data: the run's own data, or `against` (a dataset name or path)."""
+    from .config import DataConfig
+    from .data import build as build_data
+    from .data.files import load_path
+    from .metrics import evaluate as evaluate_samples
+
+    target = Path(target)
+    if target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
+        g = load(target, ema=ema)
+        data_cfg = g.cfg.data if against is None else DataConfig(source=against)
+        reference = build_data(data_cfg)
+        n = n or (5000 if reference.is_image else 2500)
+        fake = g.sample(n, seed=seed)
+        source = {"run": str(target), "step": g.step, "ema": g.ema}
+    else:
+        if not target.exists():
+            raise GankitError(f"{target}: no such run folder, sample file or image folder")
+        samples = load_path(target, DataConfig())
+        reference = build_data(DataConfig(source=against or "mnist5k"))
+        fake = samples.x[:n] if n else samples.x
+        source = {"samples": str(target)}
+    result = evaluate_samples(fake, reference, list(metrics) if metrics else None, seed=seed)
+    result["protocol"].update(source)
+    return result

@@ -114,10 +114,26 @@ def cmd_sample(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(a: argparse.Namespace) -> int:
+    import json
+
+    from . import api
+
+    names = [m.strip() for m in a.metrics.split(",") if m.strip()] if a.metrics else None
+    result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema)
+    text = json.dumps(result, indent=1)
+    run = Path(a.target)
+    if run.is_dir() and (run / "checkpoints").exists():
+        (run / "eval.json").write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from . import config
     from .data import datasets
     from .losses import losses
+    from .metrics import metrics
     from .nets import models
 
     what = a.what
@@ -127,7 +143,7 @@ def cmd_list(a: argparse.Namespace) -> int:
             mark = " (default)" if name == config.DEFAULT_RECIPE else ""
             print(f"{name:22s} {first}{mark}")
     else:
-        reg = {"models": models, "losses": losses, "datasets": datasets}[what]
+        reg = {"models": models, "losses": losses, "datasets": datasets, "metrics": metrics}[what]
         for name in reg:
             print(f"{name:22s} {reg.doc(name)}")
     return 0
@@ -161,8 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.set_defaults(func=cmd_sample)
 
-    ls = sub.add_parser("list", help="list recipes, models, losses or datasets")
-    ls.add_argument("what", choices=["configs", "models", "losses", "datasets"])
+    e = sub.add_parser("eval", help="score a run, a .npy of samples or an image folder (JSON)")
+    e.add_argument("target", help="run folder, .npy/.npz of samples, or image folder")
+    e.add_argument("--metrics", help="comma-separated (gankit list metrics); default: all that apply")
+    e.add_argument("--n", type=int, help="samples to draw from a run (default 5000; toy 2500)")
+    e.add_argument("--against", help="real data to compare with (default: the run's data, else mnist5k)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-ema", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    ls = sub.add_parser("list", help="list recipes, models, losses, datasets or metrics")
+    ls.add_argument("what", choices=["configs", "models", "losses", "datasets", "metrics"])
     ls.set_defaults(func=cmd_list)
     return p
 

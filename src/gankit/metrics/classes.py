@@ -1,0 +1,36 @@
+"""Statistics of a classifier's predictions on samples: Inception Score and class coverage."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def inception_score(probs: Tensor, splits: int = 10) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) per split (Salimans et al. 2016); returns (mean, std)."""
+    p = probs.double()
+    scores = []
+    for part in torch.chunk(p, splits):
+        py = part.mean(0, keepdim=True)
+        kl = (part * (torch.log(part.clamp_min(1e-12)) - torch.log(py.clamp_min(1e-12)))).sum(1).mean()
+        scores.append(math.exp(float(kl)))
+    t = torch.tensor(scores)
+    return float(t.mean()), float(t.std(unbiased=False))
+
+
+def class_stats(probs: Tensor, min_share: float = 0.1) -> dict[str, float | list[int]]:
+    """Histogram of predicted classes, how many are covered, KL(hist || uniform), mean confidence.
+
+    A class counts as covered when it holds at least min_share of its uniform share (10 %: with
+    10 classes, 1 % of the samples), so a handful of stray predictions does not count as a mode.
+    """
+    k = probs.shape[1]
+    pred = probs.argmax(1)
+    hist = torch.bincount(pred, minlength=k)
+    q = hist.double() / len(pred)
+    kl = float((q[q > 0] * torch.log(q[q > 0] * k)).sum())
+    covered = int((q >= min_share / k).sum())
+    return {"class_hist": hist.tolist(), "classes_covered": covered, "kl_uniform": kl,
+            "confidence": float(probs.max(1).values.double().mean())}

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Dataset
+from ..errors import GankitError
+from ..registry import Registry
+from . import classes, distances, toy
+
+metrics: Registry[Callable[[EvalContext], dict[str, Any]]] = Registry("metric")
+
+
+def count_tag(n: int) -> str:
+    """5000 -> '5k', 2500 -> '2.5k', 700 -> '700'."""
+    return f"{n / 1000:g}k" if n >= 1000 else str(n)
+
+
+@dataclass
+class EvalContext:
+    fake: Tensor
+    reference: Dataset
+    extractor: nn.Module | None
+    seed: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> str:
+        return count_tag(len(self.fake))
+
+    @property
+    def ext(self) -> str:
+        return getattr(self.extractor, "name", type(self.extractor).__name__.lower())
+
+    @functools.cached_property
+    def real_feats(self) -> tuple[Tensor, Tensor | None]:
+        return self._extract(self.reference.x)
+
+    @functools.cached_property
+    def fake_feats(self) -> tuple[Tensor, Tensor | None]:
+        return self._extract(self.fake)
+
+    @torch.no_grad()
+    def _extract(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        if self.extractor is None:
+            raise GankitError("this metric needs images and a feature extractor")
+        self.extractor.eval()
+        feats, probs = [], []
+        for i in range(0, len(x), 500):
+            part = x[i: i + 500]
+            if hasattr(self.extractor, "features_and_probs"):
+                f, p = self.extractor.features_and_probs(part)
+                probs.append(p)
+            else:
+                f = self.extractor(part)
+            feats.append(f.flatten(1))
+        return torch.cat(feats), (torch.cat(probs) if probs else None)
+
+    def probs(self) -> Tensor:
+        p = self.fake_feats[1]
+        if p is None:
+            raise GankitError(f"extractor {self.ext} gives no class probabilities (IS and class stats need them)")
+        return p
+
+
+@metrics.register("fid", "Fréchet distance of extractor features (float64, scipy sqrtm)")
+def _fid(c: EvalContext) -> dict[str, Any]:
+    return {f"fid_{c.ext}_{c.n}": distances.fid(c.real_feats[0], c.fake_feats[0])}
+
+
+@metrics.register("kid", "kernel distance: unbiased cubic-kernel MMD^2 over 100 subsets, mean and std")
+def _kid(c: EvalContext) -> dict[str, Any]:
+    mean, std = distances.kid(c.real_feats[0], c.fake_feats[0], seed=c.seed)
+    return {f"kid_{c.ext}_{c.n}": mean, f"kid_{c.ext}_{c.n}_std": std}
+
+
+@metrics.register("is", "Inception Score of the extractor's class probabilities, 10 splits")
+def _is(c: EvalContext) -> dict[str, Any]:
+    mean, std = classes.inception_score(c.probs())
+    return {f"is_{c.ext}_{c.n}": mean, f"is_{c.ext}_{c.n}_std": std}
+
+
+@metrics.register("prdc", "precision/recall (k=3) and density/coverage (k=5) in feature space")
+def _prdc(c: EvalContext) -> dict[str, Any]:
+    # k-NN over all pairs is O(N^2) memory: capped at 5000 per side, stated in the names
+    real, fake = c.real_feats[0][:5000], c.fake_feats[0][:5000]
+    nr = count_tag(min(len(real), len(fake)))
+    pr, dc = distances.prdc(real, fake, k=3), distances.prdc(real, fake, k=5)
+    return {f"precision_{c.ext}_k3_{nr}": pr["precision"], f"recall_{c.ext}_k3_{nr}": pr["recall"],
+            f"density_{c.ext}_k5_{nr}": dc["density"], f"coverage_{c.ext}_k5_{nr}": dc["coverage"]}
+
+
+@metrics.register("classes", "class histogram, classes covered (>= 1/10 of a uniform share), KL to uniform")
+def _classes(c: EvalContext) -> dict[str, Any]:
+    s = classes.class_stats(c.probs())
+    return {f"{k}_{c.ext}_{c.n}": v for k, v in s.items()}
+
+
+@metrics.register("modes", "toy 2-D mode counting (PacGAN protocol): modes, high-quality %, reverse KL")
+def _modes(c: EvalContext) -> dict[str, Any]:
+    meta = c.reference.meta
+    if "centres" not in meta:
+        raise GankitError(f"mode counting needs a toy mixture (ring, grid), not {c.reference.name}")
+    s = toy.mode_stats(c.fake, meta["centres"], meta["std"])
+    return {f"{k}_pacgan_{c.n}": v for k, v in s.items()}
+
+
+def _unknown(name: str) -> str:
+    try:
+        metrics.get(name)
+    except KeyError as e:
+        return str(e)
+    return name
+
+
+IMAGE_DEFAULT = ["fid", "kid", "is", "prdc", "classes"]
+TOY_DEFAULT = ["modes"]
+
+
+def default_extractor(shape: tuple[int, ...]) -> nn.Module:
+    if tuple(shape) == (1, 28, 28):
+        from .classifier import load_digit_classifier
+
+        return load_digit_classifier()
+    raise GankitError(f"no default feature extractor for images of shape {tuple(shape)}: the project's digit "
+                      "classifier needs 1x28x28; pass your own extractor module")
+
+
+def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, extractor: nn.Module | None = None,
+             seed: int = 0) -> dict[str, Any]:
+    """Score samples `fake` against the real `reference` data; returns {result name: value}."""
+    for name in names or []:  # unknown names fail before any work
+        if name not in metrics:
+            raise GankitError(_unknown(name))
+    if fake.shape[1:] != reference.x.shape[1:]:
+        raise GankitError(f"samples have shape {tuple(fake.shape[1:])} but the reference data "
+                          f"{reference.name} has {tuple(reference.x.shape[1:])}")
+    if not torch.isfinite(fake).all():
+        raise GankitError("samples contain NaN or infinite values")
+    names = names or (IMAGE_DEFAULT if reference.is_image else TOY_DEFAULT)
+    if reference.is_image and extractor is None:
+        extractor = default_extractor(reference.shape)
+    ctx = EvalContext(fake.float(), reference, extractor, seed)
+    out: dict[str, Any] = {}
+    for name in names:
+        out.update(metrics.get(name)(ctx))
+    protocol: dict[str, Any] = {"n_fake": len(fake), "n_real": len(reference), "reference": reference.name,
+                                "seed": seed}
+    if extractor is not None:
+        protocol["extractor"] = ctx.ext
+        protocol["extractor_weights"] = getattr(extractor, "weights_sha", "user-supplied")
+    out["protocol"] = protocol
+    return out
