@@ -20,3 +20,9 @@ def tiny_config(recipe=None, *extra, steps=4, data=None):
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _private_feature_cache(tmp_path_factory, monkeypatch):
+    # tests never touch the user's ~/.cache; one cache folder per session keeps them fast
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "gankit-cache"))

@@ -162,3 +162,18 @@ def test_fid_orders_real_noisy_and_one_class_samples(digits):
     assert scores["real"]["classes_covered_mnistcnn_2k"] == 10
     assert scores["one"]["classes_covered_mnistcnn_2k"] == 1
     assert scores["real"]["protocol"]["extractor"] == "mnistcnn"
+
+
+def test_reference_features_are_cached_atomically_and_damage_is_recomputed(digits, tmp_path, monkeypatch):
+    from gankit.metrics import cache
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path))
+    fake = digits.x[:300]
+    first = evaluate(fake, digits, ["fid"])
+    files = list((tmp_path / "features").glob("*.safetensors"))
+    assert len(files) == 1 and not list((tmp_path / "features").glob(".*tmp*"))
+    assert evaluate(fake, digits, ["fid"]) == first  # served from the cache, same numbers
+    files[0].write_bytes(b"damaged")
+    assert evaluate(fake, digits, ["fid"]) == first  # recomputed, not trusted
+    # the key changes with the data
+    assert cache.key(digits.x[:10], "a") != cache.key(digits.x[1:11], "a") != cache.key(digits.x[:10], "b")

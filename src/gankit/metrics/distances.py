@@ -76,24 +76,30 @@ def kid(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray, subset
     return float(np.mean(vals)), float(np.std(vals))
 
 
-def _kth_radius(f: torch.Tensor, k: int) -> torch.Tensor:
-    d = torch.cdist(f, f)
-    return d.kthvalue(k + 1, dim=1).values  # +1: the zero distance to itself
-
-
 def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
     """Improved precision/recall (Kynkäänniemi et al. 2019) and density/coverage (Naeem et al. 2020)
     with k-NN balls around each point. The issue protocol uses k=3 for P/R and k=5 for D/C."""
+    return prdc_multi(real, fake, (k,))[k]
+
+
+def prdc_multi(real: torch.Tensor, fake: torch.Tensor, ks: tuple[int, ...]) -> dict[int, dict[str, float]]:
+    """prdc for several k from one set of pairwise distances (they dominate the cost)."""
     real, fake = real.double(), fake.double()
-    if len(real) <= k or len(fake) <= k:
-        raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set, "
+    kmax = max(ks)
+    if len(real) <= kmax or len(fake) <= kmax:
+        raise ValueError(f"precision/recall with k={kmax} needs more than {kmax} samples per set, "
                          f"got {len(real)} real and {len(fake)} fake")
-    r_real, r_fake = _kth_radius(real, k), _kth_radius(fake, k)
+    # k-th neighbour radii, +1 for the zero distance of each point to itself
+    rr = torch.cdist(real, real).topk(kmax + 1, dim=1, largest=False).values
+    rf = torch.cdist(fake, fake).topk(kmax + 1, dim=1, largest=False).values
     d = torch.cdist(real, fake)  # (R, F)
-    inside_real = d <= r_real[:, None]  # fake j inside real i's ball
-    precision = inside_real.any(0).double().mean()
-    recall = (d <= r_fake[None, :]).any(1).double().mean()
-    density = inside_real.sum(0).double().mean() / k
-    coverage = (d.min(1).values <= r_real).double().mean()
-    return {"precision": float(precision), "recall": float(recall), "density": float(density),
-            "coverage": float(coverage)}
+    d_min_real = d.min(1).values
+    out = {}
+    for k in ks:
+        r_real, r_fake = rr[:, k], rf[:, k]
+        inside_real = d <= r_real[:, None]  # fake j inside real i's ball
+        out[k] = {"precision": float(inside_real.any(0).double().mean()),
+                  "recall": float((d <= r_fake[None, :]).any(1).double().mean()),
+                  "density": float(inside_real.sum(0).double().mean() / k),
+                  "coverage": float((d_min_real <= r_real).double().mean())}
+    return out

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..data import Dataset
 from ..errors import GankitError
 from ..registry import Registry
-from . import classes, distances, toy
+from . import cache, classes, distances, toy
 
 metrics: Registry[Callable[[EvalContext], dict[str, Any]]] = Registry("metric")
 
@@ -39,7 +39,16 @@ class EvalContext:
 
     @functools.cached_property
     def real_feats(self) -> tuple[Tensor, Tensor | None]:
-        return self._extract(self.reference.x)
+        sha = getattr(self.extractor, "weights_sha", None)
+        if sha is None:  # a user module: its weights are unknown, so nothing can be cached safely
+            return self._extract(self.reference.x)
+
+        def compute() -> dict[str, Tensor]:
+            f, p = self._extract(self.reference.x)
+            return {"features": f} | ({"probs": p} if p is not None else {})
+
+        out = cache.cached(self.reference.x, f"{self.ext}-{sha}", compute)
+        return out["features"], out.get("probs")
 
     @functools.cached_property
     def fake_feats(self) -> tuple[Tensor, Tensor | None]:
@@ -90,7 +99,8 @@ def _prdc(c: EvalContext) -> dict[str, Any]:
     # k-NN over all pairs is O(N^2) memory: capped at 5000 per side, stated in the names
     real, fake = c.real_feats[0][:5000], c.fake_feats[0][:5000]
     nr = count_tag(min(len(real), len(fake)))
-    pr, dc = distances.prdc(real, fake, k=3), distances.prdc(real, fake, k=5)
+    both = distances.prdc_multi(real, fake, (3, 5))
+    pr, dc = both[3], both[5]
     return {f"precision_{c.ext}_k3_{nr}": pr["precision"], f"recall_{c.ext}_k3_{nr}": pr["recall"],
             f"density_{c.ext}_k5_{nr}": dc["density"], f"coverage_{c.ext}_k5_{nr}": dc["coverage"]}
 
