@@ -11,7 +11,7 @@ from conftest import tiny_config
 
 from gankit import config as C
 from gankit.data import datasets
-from gankit.errors import CheckpointError, ConfigError, TrainingDiverged
+from gankit.errors import CheckpointError, ConfigError, GankitError, TrainingDiverged
 from gankit.losses import losses
 from gankit.training.loop import Callback, fit, prepare, resume
 from gankit.training.state import new_state, read_checkpoint, state_from_checkpoint
@@ -310,3 +310,24 @@ def test_math_sanity_default_recipe_learns_something(tmp_path):
     assert all(math.isfinite(r["d_loss"]) and math.isfinite(r["g_loss"]) for r in logged)
     # D learns to score real above fake: the game is being played, not stuck
     assert sum(r["d_real"] > r["d_fake"] for r in logged) >= 0.8 * len(logged)
+
+
+def test_periodic_eval_keeps_best_and_does_not_change_training(tmp_path):
+    plain = tiny_config("toy_ring", steps=6)
+    evald = tiny_config("toy_ring", "train.eval_every=2", "train.eval_n=300", steps=6)
+    fit(plain, tmp_path / "plain")
+    fit(evald, tmp_path / "eval")
+    a, _ = _tensors(tmp_path / "plain")
+    b, ckb = _tensors(tmp_path / "eval")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # evaluation consumed no training randomness
+    evals = rows(tmp_path / "eval", "eval")
+    assert [r["step"] for r in evals] == [2, 4, 6] and "modes_pacgan_300" in evals[0]
+    best = read_checkpoint(tmp_path / "eval" / "checkpoints" / "best.pt")
+    assert best["meta"]["best"]["metric"] == "reverse_kl_pacgan_300"
+    assert ckb["meta"]["best"] == best["meta"]["best"]  # latest.pt remembers the best so far
+
+
+def test_unknown_best_metric_is_a_clear_error(tmp_path):
+    cfg = tiny_config("toy_ring", "train.eval_every=2", "train.eval_n=300", "train.best_metric=fid", steps=2)
+    with pytest.raises(GankitError, match="train.best_metric='fid' is not among the eval results"):
+        fit(cfg, tmp_path / "r")

@@ -45,6 +45,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from . import api
 
     callbacks = [] if a.quiet else [_progress()]
+    if a.eval_every is not None:
+        a.set = [*a.set, f"train.eval_every={a.eval_every}"]
     if a.resume:
         if a.config or a.data or a.batch or a.seed is not None:
             raise GankitError("--resume continues a run as it was; only --steps, --seconds and some --set "
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, help="total steps of the run")
     t.add_argument("--seconds", type=float, help="stop after this much training time (still checkpoints)")
     t.add_argument("--seed", type=int)
+    t.add_argument("--eval-every", type=int, help="score samples every N steps; keeps checkpoints/best.pt")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and model sizes, then exit")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -95,6 +95,9 @@ class TrainConfig:
     tensorboard: bool = True
     collapse_ratio: float = 0.05  # warn when fake diversity falls below this fraction of real's
     collapse_after: int = 100  # no collapse warnings before this step: an untrained G is not collapsed
+    eval_every: int = 0  # score samples every this many steps and keep checkpoints/best.pt; 0 = off
+    eval_n: int = 0  # samples per periodic eval; 0 = 2000 images / 2500 toy points
+    best_metric: str = ""  # result to rank checkpoints by; "" = fid (images) or reverse_kl (toy)
 
 
 @dataclass
@@ -281,7 +284,7 @@ def validate(cfg: Config) -> Config:
         "train.keep_every", "train.threads", "train.g_batch", "optim.grad_clip", "optim.weight_decay_d",
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
-        "model.leaky_slope", "train.collapse_ratio", "train.collapse_after",
+        "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
     ]
     for key in non_negative:
         sec, k = key.split(".")

@@ -22,6 +22,7 @@ from ..monitor import health
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
+from .evalhook import periodic_eval
 from .state import TrainState, model_hash, new_state, save_atomic, state_from_checkpoint
 from .step import StepOutput, train_step
 
@@ -30,7 +31,7 @@ log = logging.getLogger("gankit")
 # keys a resumed run may change; anything else would make it a different run
 RESUMABLE = {"train.steps", "train.seconds", "train.log_every", "train.sample_every", "train.ckpt_every",
              "train.keep_every", "train.threads", "train.tensorboard", "train.grid_n", "train.collapse_ratio",
-             "train.collapse_after"}
+             "train.collapse_after", "train.eval_every", "train.eval_n"}
 
 
 class Callback:
@@ -171,6 +172,8 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
                         cb.on_log(row)
                 if t.sample_every and state.step % t.sample_every == 0:
                     _sample_grid(state, data, fixed_z, out)
+                if t.eval_every and state.step % t.eval_every == 0:
+                    periodic_eval(state, data, out, runlog)
                 if t.ckpt_every and state.step % t.ckpt_every == 0:
                     _check_finite(nonfinite, res, state, last_good, runlog)
                     _checkpoint(state, out, runlog)
