@@ -32,7 +32,9 @@ def test_dry_run_prints_config_and_sizes(capsys):
     assert "name: dcgan_seed" in out and "parameters" in out and "GFLOP per training step" in out
 
 
-def test_sample_npy_png_and_folder(run_dir, tmp_path):
+def test_sample_npy_png_and_folder(run_dir, tmp_path, capsys):
+    import json
+
     assert main(["sample", str(run_dir), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
     x = np.load(tmp_path / "s.npy")
     assert x.dtype == np.float32 and x.shape == (5, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
@@ -41,6 +43,11 @@ def test_sample_npy_png_and_folder(run_dir, tmp_path):
         assert im.text["gankit:generated"] == "true" and "gankit:model_hash" in im.text
     assert main(["sample", str(run_dir), "--n", "3", "--out", str(tmp_path / "dir")]) == 0
     assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    # an image folder can be scored like a run
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "dir"), "--metrics", "classes"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sum(out["class_hist_mnistcnn_3"]) == 3 and out["protocol"]["samples"].endswith("dir")
     # the same seed gives the same samples
     main(["sample", str(run_dir), "--n", "5", "--out", str(tmp_path / "t.npy")])
     assert np.array_equal(np.load(tmp_path / "t.npy"), x)
@@ -118,3 +125,14 @@ def test_eval_bad_inputs(tmp_path, capsys):
     assert "samples have shape (3, 28, 28)" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "rgb.npy"), "--metrics", "fidd"]) == 2
     assert "unknown metric" in capsys.readouterr().err
+
+
+def test_bench_modes_table(tmp_path, capsys):
+    import json
+
+    argv = ["bench", "modes", "--data", "ring", "--seeds", "2", "--steps", "5", "--json", str(tmp_path / "b.json")]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "toy_ring (measured)" in table and "GAN (PacGAN Table 1)" in table and "6.30" in table
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert [r["seed"] for r in res["runs"]] == [0, 1] and all(r["steps"] == 5 for r in res["runs"])

@@ -166,3 +166,10 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     result = evaluate_samples(fake, reference, list(metrics) if metrics else None, seed=seed)
     result["protocol"].update(source)
     return result
+
+
+def _reference(g: Generator):
+    """The real data a generator was trained on (rebuilt from its saved config)."""
+    from .data import build as build_data
+
+    return build_data(g.cfg.data)

@@ -131,6 +131,18 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    import json
+
+    from . import bench
+
+    res = bench.modes(a.data, a.recipe, a.seeds, a.steps, a.seconds, Path(a.out) if a.out else None, a.set)
+    print(bench.format_modes(res))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from . import config
     from .data import datasets
@@ -188,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-ema", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench", help="benchmarks: modes (2-D mode collapse over seeds)")
+    b.add_argument("what", choices=["modes"])
+    b.add_argument("--data", default="ring", choices=["ring", "grid"])
+    b.add_argument("--recipe", help="recipe to train (default toy_DATA)")
+    b.add_argument("--seeds", type=int, default=10)
+    b.add_argument("--steps", type=int)
+    b.add_argument("--seconds", type=float, help="training budget per seed")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--out", help="keep the runs here (default: a temporary folder)")
+    b.add_argument("--json", help="also write the full result as JSON")
+    b.set_defaults(func=cmd_bench)
 
     ls = sub.add_parser("list", help="list recipes, models, losses, datasets or metrics")
     ls.add_argument("what", choices=["configs", "models", "losses", "datasets", "metrics"])
