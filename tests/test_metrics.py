@@ -177,3 +177,13 @@ def test_reference_features_are_cached_atomically_and_damage_is_recomputed(digit
     assert evaluate(fake, digits, ["fid"]) == first  # recomputed, not trusted
     # the key changes with the data
     assert cache.key(digits.x[:10], "a") != cache.key(digits.x[1:11], "a") != cache.key(digits.x[:10], "b")
+
+
+def test_stacked_mnist_modes():
+    ds = build(DataConfig(source="stacked_mnist", n=26000))
+    assert ds.shape == (3, 28, 28) and ds.y.max() < 1000
+    real = evaluate(ds.x, ds)  # the default metric for stacked data
+    assert real["modes_stacked_26k"] >= 990 and real["kl_uniform_stacked_26k"] < 0.1
+    one = ds.x[:1].repeat(2000, 1, 1, 1)
+    out = evaluate(one, ds, ["stacked"])
+    assert out["modes_stacked_2k"] == 1 and out["kl_uniform_stacked_2k"] == pytest.approx(math.log(1000))

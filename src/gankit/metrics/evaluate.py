@@ -128,6 +128,23 @@ def _unknown(name: str) -> str:
     return name
 
 
+@metrics.register("stacked", "stacked MNIST: each channel classified by the digit CNN -> 1000 modes, KL to uniform")
+def _stacked(c: EvalContext) -> dict[str, Any]:
+    from .classifier import load_digit_classifier
+
+    if c.fake.shape[1:] != (3, 28, 28):
+        raise GankitError(f"stacked MNIST scoring needs (3, 28, 28) samples, got {tuple(c.fake.shape[1:])}")
+    net = load_digit_classifier()
+    with torch.no_grad():
+        digits = [torch.cat([net(c.fake[i: i + 1000, ch: ch + 1]).argmax(1) for i in range(0, len(c.fake), 1000)])
+                  for ch in range(3)]
+    mode = digits[0] * 100 + digits[1] * 10 + digits[2]
+    hist = torch.bincount(mode, minlength=1000).double()
+    q = hist / hist.sum()
+    kl = float((q[q > 0] * torch.log(q[q > 0] * 1000)).sum())
+    return {f"modes_stacked_{c.n}": int((hist > 0).sum()), f"kl_uniform_stacked_{c.n}": kl}
+
+
 IMAGE_DEFAULT = ["fid", "kid", "is", "prdc", "classes"]
 TOY_DEFAULT = ["modes"]
 
@@ -152,8 +169,10 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
                           f"{reference.name} has {tuple(reference.x.shape[1:])}")
     if not torch.isfinite(fake).all():
         raise GankitError("samples contain NaN or infinite values")
-    names = names or (IMAGE_DEFAULT if reference.is_image else TOY_DEFAULT)
-    if reference.is_image and extractor is None:
+    if not names:
+        stacked = reference.meta.get("stacked", False)
+        names = ["stacked"] if stacked else (IMAGE_DEFAULT if reference.is_image else TOY_DEFAULT)
+    if reference.is_image and extractor is None and any(m != "stacked" for m in names):
         extractor = default_extractor(reference.shape)
     ctx = EvalContext(fake.float(), reference, extractor, seed)
     out: dict[str, Any] = {}
