@@ -187,3 +187,31 @@ def test_stacked_mnist_modes():
     one = ds.x[:1].repeat(2000, 1, 1, 1)
     out = evaluate(one, ds, ["stacked"])
     assert out["modes_stacked_2k"] == 1 and out["kl_uniform_stacked_2k"] == pytest.approx(math.log(1000))
+
+
+def test_inception_from_a_weights_file(tmp_path, digits):
+    from safetensors.torch import save_file
+
+    from gankit.metrics.inception import InceptionV3FID, load_inception
+
+    torch.manual_seed(0)
+    net = InceptionV3FID().eval()
+    # 21.8 M parameters in the pool3 network, as in the reference FID Inception
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(21.8e6, rel=0.01)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    loaded = load_inception(tmp_path / "w.safetensors")
+    x = digits.x[:2]
+    with torch.no_grad():
+        f1, f2 = net(x), loaded(x)
+    assert f1.shape == (2, 2048) and torch.equal(f1, f2) and torch.equal(f1, loaded(x))  # loaded, deterministic
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(GankitError, match="not InceptionV3 weights"):
+        load_inception(tmp_path / "bad.pth")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(GankitError, match="cannot read Inception weights"):
+        load_inception(tmp_path / "junk.pth")
+    from gankit.data import Dataset
+
+    small = Dataset(digits.x[:12], None, "twelve")  # 299x299 Inception on CPU: keep the reference tiny
+    out = evaluate(digits.x[12:20], small, ["fid"], extractor=loaded)
+    assert "fid_inception_8" in out and out["protocol"]["extractor_weights"] == loaded.weights_sha

@@ -140,7 +140,8 @@ def load(run: str | Path, ema: bool = True) -> Generator:
 
 
 def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int | None = None,
-             against: str | None = None, seed: int = 0, ema: bool = True) -> dict:
+             against: str | None = None, seed: int = 0, ema: bool = True,
+             inception_weights: str | Path | None = None) -> dict:
     """Score a run folder (samples drawn from its generator), a .npy/.npz of samples or an image
     folder against real data: the run's own data, or `against` (a dataset name or path)."""
     from .config import DataConfig
@@ -163,7 +164,12 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
         reference = build_data(DataConfig(source=against or "mnist5k"))
         fake = samples.x[:n] if n else samples.x
         source = {"samples": str(target)}
-    result = evaluate_samples(fake, reference, list(metrics) if metrics else None, seed=seed)
+    extractor = None
+    if inception_weights:
+        from .metrics.inception import load_inception
+
+        extractor = load_inception(inception_weights)
+    result = evaluate_samples(fake, reference, list(metrics) if metrics else None, extractor=extractor, seed=seed)
     result["protocol"].update(source)
     return result
 

@@ -122,7 +122,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from . import api
 
     names = [m.strip() for m in a.metrics.split(",") if m.strip()] if a.metrics else None
-    result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema)
+    result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema,
+                          inception_weights=a.inception)
     text = json.dumps(result, indent=1)
     run = Path(a.target)
     if run.is_dir() and (run / "checkpoints").exists():
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--against", help="real data to compare with (default: the run's data, else mnist5k)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-ema", action="store_true")
+    e.add_argument("--inception", metavar="WEIGHTS", help="use InceptionV3 (pool3) from this weights file as extractor")
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="benchmarks: modes (2-D mode collapse over seeds)")

@@ -155,7 +155,7 @@ def default_extractor(shape: tuple[int, ...]) -> nn.Module:
 
         return load_digit_classifier()
     raise GankitError(f"no default feature extractor for images of shape {tuple(shape)}: the project's digit "
-                      "classifier needs 1x28x28; pass your own extractor module")
+                      "classifier needs 1x28x28; pass InceptionV3 weights (--inception FILE) or your own module")
 
 
 def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, extractor: nn.Module | None = None,
