@@ -131,7 +131,7 @@ def test_evaluate_rejects_bad_input():
 
 
 def test_registry_lists_every_metric():
-    assert set(metrics.names()) == {"fid", "kid", "is", "prdc", "classes", "modes"}
+    assert set(metrics.names()) == {"fid", "kid", "is", "prdc", "classes", "modes", "stacked"}
 
 
 # --- with the project's shipped digit classifier ------------------------------------------------
@@ -180,10 +180,11 @@ def test_reference_features_are_cached_atomically_and_damage_is_recomputed(digit
 
 
 def test_stacked_mnist_modes():
-    ds = build(DataConfig(source="stacked_mnist", n=26000))
+    ds = build(DataConfig(source="stacked_mnist", n=3000))
     assert ds.shape == (3, 28, 28) and ds.y.max() < 1000
     real = evaluate(ds.x, ds)  # the default metric for stacked data
-    assert real["modes_stacked_26k"] >= 990 and real["kl_uniform_stacked_26k"] < 0.1
+    # 3000 uniform draws cover 1000 * (1 - e^-3) = 950 modes on average; KL to uniform ~0.5 from sampling
+    assert real["modes_stacked_3k"] >= 920 and real["kl_uniform_stacked_3k"] < 0.7
     one = ds.x[:1].repeat(2000, 1, 1, 1)
     out = evaluate(one, ds, ["stacked"])
     assert out["modes_stacked_2k"] == 1 and out["kl_uniform_stacked_2k"] == pytest.approx(math.log(1000))
@@ -200,10 +201,10 @@ def test_inception_from_a_weights_file(tmp_path, digits):
     assert sum(p.numel() for p in net.parameters()) == pytest.approx(21.8e6, rel=0.01)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors"))
     loaded = load_inception(tmp_path / "w.safetensors")
-    x = digits.x[:2]
+    x = digits.x[:1]  # 299x299 Inception is slow on CPU: the fewest images that test it
     with torch.no_grad():
         f1, f2 = net(x), loaded(x)
-    assert f1.shape == (2, 2048) and torch.equal(f1, f2) and torch.equal(f1, loaded(x))  # loaded, deterministic
+    assert f1.shape == (1, 2048) and torch.equal(f1, f2) and torch.equal(f1, loaded(x))  # loaded, deterministic
     torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(GankitError, match="not InceptionV3 weights"):
         load_inception(tmp_path / "bad.pth")
@@ -212,6 +213,6 @@ def test_inception_from_a_weights_file(tmp_path, digits):
         load_inception(tmp_path / "junk.pth")
     from gankit.data import Dataset
 
-    small = Dataset(digits.x[:12], None, "twelve")  # 299x299 Inception on CPU: keep the reference tiny
-    out = evaluate(digits.x[12:20], small, ["fid"], extractor=loaded)
-    assert "fid_inception_8" in out and out["protocol"]["extractor_weights"] == loaded.weights_sha
+    small = Dataset(digits.x[:4], None, "four")  # 299x299 Inception on CPU: keep the reference tiny
+    out = evaluate(digits.x[4:8], small, ["fid"], extractor=loaded)
+    assert "fid_inception_4" in out and out["protocol"]["extractor_weights"] == loaded.weights_sha

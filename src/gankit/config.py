@@ -138,10 +138,11 @@ def all_keys() -> list[str]:
 
 
 def _unknown(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
-    if not close:  # a right key in the wrong section: train.lr_g -> optim.lr_g
-        leaf = key.split(".")[-1]
-        close = [k for k in all_keys() if k.split(".")[-1] == leaf][:1]
+    leaf = key.split(".")[-1]
+    # a right key in the wrong section (train.lr_g -> optim.lr_g) beats a merely similar spelling
+    close = [k for k in all_keys() if k.split(".")[-1] == leaf][:1]
+    if not close:
+        close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]}?" if close else ""
     return ConfigError(f"unknown config key {key}{hint}")
 
