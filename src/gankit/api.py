@@ -172,10 +172,3 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     result = evaluate_samples(fake, reference, list(metrics) if metrics else None, extractor=extractor, seed=seed)
     result["protocol"].update(source)
     return result
-
-
-def _reference(g: Generator):
-    """The real data a generator was trained on (rebuilt from its saved config)."""
-    from .data import build as build_data
-
-    return build_data(g.cfg.data)

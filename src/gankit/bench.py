@@ -29,6 +29,7 @@ def modes(data: str = "ring", recipe: str | None = None, seeds: int = 10, steps:
           seconds: float | None = None, out: Path | None = None, overrides: list[str] = ()) -> dict[str, Any]:
     """Train `recipe` (default toy_<data>) once per seed and count modes on 2500 samples each."""
     from . import api
+    from .data import build as build_data
     from .metrics.toy import mode_stats
 
     if data not in ("ring", "grid"):
@@ -41,7 +42,7 @@ def modes(data: str = "ring", recipe: str | None = None, seeds: int = 10, steps:
             run = api.train(recipe, data=data, seed=seed, steps=steps, seconds=seconds, out=root / f"seed{seed}",
                             overrides=[*overrides, "train.tensorboard=false", "train.sample_every=0"])
             g = api.load(run.out)
-            ds = api._reference(g)
+            ds = build_data(g.cfg.data)
             s = mode_stats(g.sample(2500, seed=10_000 + seed), ds.meta["centres"], ds.meta["std"])
             rows.append({"seed": seed, "steps": run.step, "seconds": round(run.seconds, 1),
                          **{k: s[k] for k in ("modes", "hq_percent", "reverse_kl")}})

@@ -125,9 +125,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema,
                           inception_weights=a.inception)
     text = json.dumps(result, indent=1)
-    run = Path(a.target)
-    if run.is_dir() and (run / "checkpoints").exists():
-        (run / "eval.json").write_text(text + "\n")
+    if "run" in result["protocol"]:  # scored a run folder: keep the result beside it
+        (Path(a.target) / "eval.json").write_text(text + "\n")
     print(text)
     return 0
 

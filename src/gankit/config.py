@@ -265,10 +265,8 @@ def validate(cfg: Config) -> Config:
         v = getattr(getattr(cfg, sec), k)
         if v not in allowed:
             raise ConfigError(f"{key}={v!r} is not one of {', '.join(allowed)}")
-    if cfg.model.name not in models:
-        raise ConfigError(_unknown_entry(models, cfg.model.name))
-    if cfg.loss.name not in losses:
-        raise ConfigError(_unknown_entry(losses, cfg.loss.name))
+    models.get(cfg.model.name)  # unknown names raise a ConfigError with suggestions
+    losses.get(cfg.loss.name)
     src = cfg.data.source
     if src not in datasets and not Path(src).exists():
         raise ConfigError(
@@ -317,14 +315,6 @@ def validate(cfg: Config) -> Config:
     if cfg.optim.lr_decay == "exp" and not 0 < cfg.optim.decay_gamma <= 1:
         raise ConfigError(f"optim.decay_gamma must be in (0, 1], got {cfg.optim.decay_gamma}")
     return cfg
-
-
-def _unknown_entry(reg: Any, name: str) -> str:
-    try:
-        reg.get(name)
-    except KeyError as e:
-        return str(e)
-    return ""
 
 
 def resolve(cfg: Config) -> Config:

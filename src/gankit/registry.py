@@ -10,11 +10,16 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 
 
-class UnknownName(KeyError):
-    """Raised for a name that is not registered; its message suggests the closest names."""
+class UnknownName(ConfigError, KeyError):
+    """Raised for a name that is not registered; its message suggests the closest names.
+
+    A ConfigError, so the CLI reports it as one line wherever a registry is asked (config
+    validation, metric names, ...), and a KeyError for callers that treat registries as mappings."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])

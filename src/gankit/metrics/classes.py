@@ -8,6 +8,14 @@ import torch
 from torch import Tensor
 
 
+def kl_to_uniform(hist: Tensor) -> float:
+    """KL(q || uniform) of a histogram's normalised counts: sum q log(q K); 0 when even, log K for one bin.
+    Used for classes, toy modes and stacked-MNIST modes alike."""
+    q = hist.double() / hist.sum()
+    q = q[q > 0]
+    return float((q * torch.log(q * len(hist))).sum())
+
+
 def inception_score(probs: Tensor, splits: int = 10) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))) per split (Salimans et al. 2016); returns (mean, std)."""
     p = probs.double()
@@ -29,8 +37,6 @@ def class_stats(probs: Tensor, min_share: float = 0.1) -> dict[str, float | list
     k = probs.shape[1]
     pred = probs.argmax(1)
     hist = torch.bincount(pred, minlength=k)
-    q = hist.double() / len(pred)
-    kl = float((q[q > 0] * torch.log(q[q > 0] * k)).sum())
-    covered = int((q >= min_share / k).sum())
-    return {"class_hist": hist.tolist(), "classes_covered": covered, "kl_uniform": kl,
+    covered = int((hist.double() / len(pred) >= min_share / k).sum())
+    return {"class_hist": hist.tolist(), "classes_covered": covered, "kl_uniform": kl_to_uniform(hist),
             "confidence": float(probs.max(1).values.double().mean())}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,7 +27,6 @@ class EvalContext:
     reference: Dataset
     extractor: nn.Module | None
     seed: int = 0
-    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> str:
@@ -120,14 +119,6 @@ def _modes(c: EvalContext) -> dict[str, Any]:
     return {f"{k}_pacgan_{c.n}": v for k, v in s.items()}
 
 
-def _unknown(name: str) -> str:
-    try:
-        metrics.get(name)
-    except KeyError as e:
-        return str(e)
-    return name
-
-
 @metrics.register("stacked", "stacked MNIST: each channel classified by the digit CNN -> 1000 modes, KL to uniform")
 def _stacked(c: EvalContext) -> dict[str, Any]:
     from .classifier import load_digit_classifier
@@ -139,10 +130,8 @@ def _stacked(c: EvalContext) -> dict[str, Any]:
         digits = [torch.cat([net(c.fake[i: i + 1000, ch: ch + 1]).argmax(1) for i in range(0, len(c.fake), 1000)])
                   for ch in range(3)]
     mode = digits[0] * 100 + digits[1] * 10 + digits[2]
-    hist = torch.bincount(mode, minlength=1000).double()
-    q = hist / hist.sum()
-    kl = float((q[q > 0] * torch.log(q[q > 0] * 1000)).sum())
-    return {f"modes_stacked_{c.n}": int((hist > 0).sum()), f"kl_uniform_stacked_{c.n}": kl}
+    hist = torch.bincount(mode, minlength=1000)
+    return {f"modes_stacked_{c.n}": int((hist > 0).sum()), f"kl_uniform_stacked_{c.n}": classes.kl_to_uniform(hist)}
 
 
 IMAGE_DEFAULT = ["fid", "kid", "is", "prdc", "classes"]
@@ -161,9 +150,8 @@ def default_extractor(shape: tuple[int, ...]) -> nn.Module:
 def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, extractor: nn.Module | None = None,
              seed: int = 0) -> dict[str, Any]:
     """Score samples `fake` against the real `reference` data; returns {result name: value}."""
-    for name in names or []:  # unknown names fail before any work
-        if name not in metrics:
-            raise GankitError(_unknown(name))
+    for name in names or []:  # unknown names fail (with suggestions) before any work
+        metrics.get(name)
     if fake.shape[1:] != reference.x.shape[1:]:
         raise GankitError(f"samples have shape {tuple(fake.shape[1:])} but the reference data "
                           f"{reference.name} has {tuple(reference.x.shape[1:])}")

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from .classes import kl_to_uniform
+
 
 def mode_stats(samples: Tensor, centres: Tensor, std: float) -> dict[str, float | list[int]]:
     """A sample is high quality (HQ) if within 3 std of its nearest centre; a mode is captured if at
@@ -15,13 +17,7 @@ def mode_stats(samples: Tensor, centres: Tensor, std: float) -> dict[str, float 
     d = torch.cdist(samples.double(), centres.double())
     dist, nearest = d.min(1)
     hq = dist <= 3 * std
-    k = len(centres)
-    hist = torch.bincount(nearest[hq], minlength=k)
-    total = int(hist.sum())
-    if total:
-        q = hist.double() / total
-        rkl = float((q[q > 0] * torch.log(q[q > 0] * k)).sum())
-    else:
-        rkl = math.inf
+    hist = torch.bincount(nearest[hq], minlength=len(centres))
+    rkl = kl_to_uniform(hist) if hist.sum() > 0 else math.inf
     return {"modes": int((hist > 0).sum()), "hq_percent": 100.0 * float(hq.double().mean()),
             "reverse_kl": rkl, "mode_hist": hist.tolist()}

@@ -16,7 +16,27 @@ def diversity(x: Tensor, max_n: int = 64) -> float:
     return float(dist.sum() / (n * (n - 1)))
 
 
-def collapse_ratio(fake: Tensor, real: Tensor) -> float:
-    """Diversity of fakes relative to real data: about 1 when healthy, near 0 when G collapses."""
-    r = diversity(real)
-    return diversity(fake) / r if r > 0 else float("nan")
+class CollapseMonitor:
+    """Diversity of fakes relative to a fixed real batch: about 1 when healthy, near 0 when G collapses.
+
+    The real batch's diversity is computed once. `check` says when a collapse episode starts or
+    ends (so a warning is given once per episode), and returns the ratio for every log row.
+    """
+
+    def __init__(self, real: Tensor, threshold: float, after: int) -> None:
+        self.real_diversity = diversity(real)
+        self.threshold, self.after = threshold, after
+        self.collapsed = False
+
+    def check(self, fake: Tensor, step: int) -> tuple[float, bool, str | None]:
+        r = self.real_diversity
+        ratio = diversity(fake) / r if r > 0 else float("nan")
+        collapsed = ratio < self.threshold and step >= self.after
+        msg = None
+        if collapsed and not self.collapsed:
+            msg = (f"possible mode collapse at step {step}: fake samples are {ratio:.3f}x as diverse "
+                   f"as real ones (threshold {self.threshold})")
+        elif self.collapsed and not collapsed:
+            msg = f"sample diversity recovered at step {step} ({ratio:.3f}x real)"
+        self.collapsed = collapsed
+        return ratio, collapsed, msg

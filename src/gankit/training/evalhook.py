@@ -7,7 +7,6 @@ evaluation trains exactly like one without.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
@@ -17,7 +16,6 @@ from ..errors import GankitError
 from ..monitor.log import RunLog
 from .state import TrainState, save_atomic
 
-log = logging.getLogger("gankit")
 LOWER_IS_BETTER = ("fid", "kid", "reverse_kl", "kl_uniform")
 
 
@@ -29,20 +27,12 @@ def _pick(result: dict, wanted: str) -> tuple[str, float]:
     return match[0], float(result[match[0]])
 
 
-@torch.no_grad()
 def periodic_eval(state: TrainState, data: Dataset, out: Path, runlog: RunLog) -> dict:
     from ..metrics import evaluate
 
     t = state.cfg.train
-    g = state.g_ema if state.g_ema is not None else state.g
     n = t.eval_n or (2000 if data.is_image else 2500)
-    z = torch.randn(n, state.cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 3))
-    was = g.training
-    g.eval()
-    try:
-        fake = torch.cat([g(z[i: i + 500]) for i in range(0, n, 500)])
-    finally:
-        g.train(was)
+    fake = state.generate(torch.randn(n, state.cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 3)))
     names = ["fid", "classes"] if data.is_image else ["modes"]
     result = evaluate(fake, data, names)
     key, value = _pick(result, t.best_metric or ("fid" if data.is_image else "reverse_kl"))

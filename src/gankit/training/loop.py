@@ -146,7 +146,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
     nonfinite = torch.zeros((), dtype=torch.bool)
     # a fixed random real batch as the diversity reference (data may be sorted by class)
     real_ref = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: t.batch]]
-    health_state: dict[str, bool] = {}
+    collapse = health.CollapseMonitor(real_ref, t.collapse_ratio, t.collapse_after)
     last_good = state.step
     res: StepOutput | None = None
     try:
@@ -165,7 +165,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
                     _check_finite(nonfinite, res, state, last_good, runlog)
                     now = time.perf_counter()
                     ips = window_steps * t.batch / max(now - t0, 1e-9)
-                    row = _log_row(state, res, real_ref, ips, now - start, health_state)
+                    row = _log_row(state, res, ips, now - start, collapse)
                     t0, window_steps = now, 0
                     runlog.write(row)
                     for cb in callbacks:
@@ -212,9 +212,8 @@ def _check_finite(flag: torch.Tensor, res: StepOutput, state: TrainState, last_g
         raise TrainingDiverged(msg)
 
 
-def _log_row(state: TrainState, res: StepOutput, real_ref: torch.Tensor, ips: float, elapsed: float,
-             health_state: dict[str, bool]) -> dict[str, Any]:
-    t = state.cfg.train
+def _log_row(state: TrainState, res: StepOutput, ips: float, elapsed: float,
+             collapse: health.CollapseMonitor) -> dict[str, Any]:
     row: dict[str, Any] = {"event": "log", "step": state.step, "d_loss": float(res.d_loss),
                            "g_loss": float(res.g_loss)}
     row.update({k: float(v) for k, v in res.stats.items()})
@@ -223,33 +222,21 @@ def _log_row(state: TrainState, res: StepOutput, real_ref: torch.Tensor, ips: fl
     row["images_per_s"] = round(ips, 1)
     row["elapsed_s"] = round(elapsed, 2)
     if res.fake is not None:
-        ratio = health.collapse_ratio(res.fake, real_ref)
+        ratio, collapsed, msg = collapse.check(res.fake, state.step)
         row["diversity"] = round(ratio, 4)
-        collapsed = ratio < t.collapse_ratio and state.step >= t.collapse_after
         row["collapsed"] = collapsed
-        if collapsed and not health_state.get("collapsed"):  # say it once per episode, log it every row
-            msg = (f"possible mode collapse at step {state.step}: fake samples are {ratio:.3f}x as diverse "
-                   f"as real ones (threshold {t.collapse_ratio})")
+        if msg:  # said once per episode; the ratio is logged every row
             log.warning(msg)
-            row["warning"] = msg
-        elif not collapsed and health_state.get("collapsed"):
-            log.warning(f"sample diversity recovered at step {state.step} ({ratio:.3f}x real)")
-        health_state["collapsed"] = collapsed
+            if collapsed:
+                row["warning"] = msg
     return row
 
 
-@torch.no_grad()
 def _sample_grid(state: TrainState, data: Dataset, fixed_z: torch.Tensor, out: Path) -> None:
-    g = state.g_ema if state.g_ema is not None else state.g
-    was = g.training
-    g.eval()  # eval: BatchNorm uses running statistics and is not updated by sampling
-    try:
-        if data.is_image:
-            x = g(fixed_z)
-        else:  # a scatter plot needs more points than a grid has images
-            x = g(torch.randn(1000, state.cfg.model.z_dim, generator=torch.Generator().manual_seed(7)))
-    finally:
-        g.train(was)
+    if data.is_image:
+        x = state.generate(fixed_z)
+    else:  # a scatter plot needs more points than a grid has images
+        x = state.generate(torch.randn(1000, state.cfg.model.z_dim, generator=torch.Generator().manual_seed(7)))
     path = out / "samples" / f"step-{state.step:07d}.png"
     if data.is_image:
         save_png(grid(x), path, {"model_hash": model_hash(state.cfg, state.shape), "step": str(state.step),

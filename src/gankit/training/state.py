@@ -77,6 +77,18 @@ class TrainState:
     def sample_z(self, n: int) -> Tensor:
         return torch.randn(n, self.cfg.model.z_dim, generator=self.noise)
 
+    @torch.no_grad()
+    def generate(self, z: Tensor, batch: int = 500) -> Tensor:
+        """Samples for looking and scoring: the EMA G if there is one, in eval mode (BatchNorm uses
+        running statistics and is not updated), without touching any training RNG."""
+        g = self.g_ema if self.g_ema is not None else self.g
+        was = g.training
+        g.eval()
+        try:
+            return torch.cat([g(z[i: i + batch]) for i in range(0, len(z), batch)])
+        finally:
+            g.train(was)
+
     # --- checkpoint -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         np_state = np.random.get_state()
