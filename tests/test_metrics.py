@@ -1,6 +1,7 @@
-"""Metrics against closed forms and independent implementations (the prdc package)."""
+"""Metrics against closed forms and independent implementations (torchmetrics, the prdc package)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -55,6 +56,35 @@ def test_kid_matches_direct_formula_and_is_unbiased():
     diff = D.kid(torch.randn(2000, 8, generator=g), torch.randn(2000, 8, generator=g) + 0.5, subsets=20,
                  subset_size=500)
     assert abs(same[0]) < 3 * same[1] + 1e-3 and diff[0] > 10 * abs(same[0])
+
+
+class _Identity(torch.nn.Module):
+    """Lets torchmetrics score ready-made feature vectors: its metrics take a feature module."""
+
+    num_features = 16
+
+    def forward(self, x):
+        return x
+
+
+def test_fid_and_kid_match_torchmetrics_on_random_features():
+    fid_ref = pytest.importorskip("torchmetrics.image.fid")
+    kid_ref = pytest.importorskip("torchmetrics.image.kid")
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(500, 16, generator=g, dtype=torch.float64)
+    fake = torch.randn(400, 16, generator=g, dtype=torch.float64) * 1.2 + 0.3
+    m = fid_ref.FrechetInceptionDistance(feature=_Identity())
+    m.update(real, real=True)
+    m.update(fake, real=False)
+    assert D.fid(real, fake) == pytest.approx(float(m.compute()), rel=1e-9)
+    # one subset of all samples: torchmetrics' random subset draw then cannot differ from ours
+    with warnings.catch_warnings():  # torchmetrics warns that KID keeps every feature in memory
+        warnings.simplefilter("ignore", UserWarning)
+        k = kid_ref.KernelInceptionDistance(feature=_Identity(), subsets=1, subset_size=400)
+    k.update(real[:400], real=True)
+    k.update(fake, real=False)
+    want = float(k.compute()[0])
+    assert D.kid(real[:400], fake, subsets=1, subset_size=400)[0] == pytest.approx(want, rel=1e-9)
 
 
 @pytest.mark.parametrize("k", [3, 5])

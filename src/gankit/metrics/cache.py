@@ -16,7 +16,7 @@ from pathlib import Path
 from torch import Tensor
 
 log = logging.getLogger("gankit")
-PREPROCESSING = "v1"  # bump when the way images reach the extractor changes
+PREPROCESSING = "v2"  # bump when the way images reach the extractor changes (v2: BatchNorm folded)
 
 
 def cache_dir() -> Path:

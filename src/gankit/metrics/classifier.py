@@ -53,12 +53,33 @@ class DigitCNN(nn.Module):
         f = self.features(x)
         return f, F.softmax(self.head(f), dim=1)
 
+    def for_inference(self) -> DigitCNN:
+        """Fold each BatchNorm into its convolution and store weights channels_last, in place.
+
+        Evaluation only ever runs the network in eval mode, where BatchNorm is a fixed affine map;
+        folding it removes four passes over the activations, and channels_last lets oneDNN pick its
+        fast convolution kernels: together 2.3x faster feature extraction on the 2-core AVX2 machine
+        (benchmarks/eval_speed.py). Features change by ~1e-6 (float rounding). Not for training.
+        """
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        self.eval()
+        layers, mods = [], list(self.body)
+        while mods:
+            m = mods.pop(0)
+            if isinstance(m, nn.Conv2d) and mods and isinstance(mods[0], nn.BatchNorm2d):
+                m = fuse_conv_bn_eval(m, mods.pop(0))
+            layers.append(m)
+        self.body = nn.Sequential(*layers)
+        return self.to(memory_format=torch.channels_last)
+
 
 def weights_path() -> Path:
     return Path(str(resources.files("gankit") / "weights" / WEIGHTS))
 
 
 def load_digit_classifier(path: Path | None = None) -> DigitCNN:
+    """The shipped (or a given) classifier, folded for fast inference (see DigitCNN.for_inference)."""
     from safetensors.torch import load_file
 
     p = Path(path) if path else weights_path()
@@ -70,7 +91,7 @@ def load_digit_classifier(path: Path | None = None) -> DigitCNN:
     except Exception as e:  # safetensors raises several types for a foreign file
         raise GankitError(f"{p}: not a gankit digit classifier ({type(e).__name__})") from None
     net.weights_sha = hashlib.sha256(p.read_bytes()).hexdigest()[:12]
-    return net.eval()
+    return net.for_inference()
 
 
 def split_mnist5k(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -58,21 +58,24 @@ def kid(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray, subset
         subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial
     kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets; returns (mean, std)."""
-    a, b = _np64(real), _np64(fake)
+    a, b = torch.from_numpy(_np64(real)), torch.from_numpy(_np64(fake))
     d = a.shape[1]
     m = min(subset_size, len(a), len(b))
     if m < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {len(a)} and {len(b)}")
     rng = np.random.default_rng(seed)
+
+    def kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        g = u @ v.T / d + 1
+        return g * g * g  # float64 torch: 3x faster than numpy's generic pow for the cube
+
     vals = []
     for _ in range(subsets):
-        x = a[rng.choice(len(a), m, replace=False)]
-        y = b[rng.choice(len(b), m, replace=False)]
-        kxx = (x @ x.T / d + 1) ** 3
-        kyy = (y @ y.T / d + 1) ** 3
-        kxy = (x @ y.T / d + 1) ** 3
-        mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
-        vals.append(mmd)
+        x = a[torch.from_numpy(rng.choice(len(a), m, replace=False))]
+        y = b[torch.from_numpy(rng.choice(len(b), m, replace=False))]
+        kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+        off_diag = (kxx.sum() - kxx.diagonal().sum()) + (kyy.sum() - kyy.diagonal().sum())
+        vals.append(float(off_diag / (m * (m - 1)) - 2 * kxy.mean()))
     return float(np.mean(vals)), float(np.std(vals))
 
 
