@@ -136,3 +136,17 @@ def test_bench_modes_table(tmp_path, capsys):
     assert "toy_ring (measured)" in table and "GAN (PacGAN Table 1)" in table and "6.30" in table
     res = json.loads((tmp_path / "b.json").read_text())
     assert [r["seed"] for r in res["runs"]] == [0, 1] and all(r["steps"] == 5 for r in res["runs"])
+
+
+def test_bench_stacked_table(tmp_path, capsys):
+    import json
+
+    argv = ["bench", "stacked", "--seeds", "1", "--steps", "2", "--set", "model.width=8",
+            "--json", str(tmp_path / "s.json")]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "dcgan_stacked (measured)" in table and "PacDCGAN2 (PacGAN Table 3)" in table
+    run = json.loads((tmp_path / "s.json").read_text())["runs"][0]
+    # two steps from a random start cannot cover 1000 modes evenly
+    assert 1 <= run["modes"] <= 1000 and run["kl_uniform"] > 0.5
+

@@ -136,8 +136,12 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     from . import bench
 
-    res = bench.modes(a.data, a.recipe, a.seeds, a.steps, a.seconds, Path(a.out) if a.out else None, a.set)
-    print(bench.format_modes(res))
+    out = Path(a.out) if a.out else None
+    if a.what == "modes":
+        res = bench.modes(a.data, a.recipe, a.seeds, a.steps, a.seconds, out, a.set)
+    else:
+        res = bench.stacked(a.recipe, a.seeds, a.steps, a.seconds, out, a.set)
+    print(bench.format_table(res))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
     return 0
@@ -202,10 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--inception", metavar="WEIGHTS", help="use InceptionV3 (pool3) from this weights file as extractor")
     e.set_defaults(func=cmd_eval)
 
-    b = sub.add_parser("bench", help="benchmarks: modes (2-D mode collapse over seeds)")
-    b.add_argument("what", choices=["modes"])
-    b.add_argument("--data", default="ring", choices=["ring", "grid"])
-    b.add_argument("--recipe", help="recipe to train (default toy_DATA)")
+    b = sub.add_parser("bench", help="benchmarks over seeds: modes (2-D mode collapse), stacked (stacked MNIST)")
+    b.add_argument("what", choices=["modes", "stacked"])
+    b.add_argument("--data", default="ring", choices=["ring", "grid"], help="mixture for `modes`")
+    b.add_argument("--recipe", help="recipe to train (default toy_DATA for modes, dcgan_stacked for stacked)")
     b.add_argument("--seeds", type=int, default=10)
     b.add_argument("--steps", type=int)
     b.add_argument("--seconds", type=float, help="training budget per seed")

@@ -74,6 +74,13 @@ class DigitCNN(nn.Module):
         return self.to(memory_format=torch.channels_last)
 
 
+@torch.no_grad()
+def stacked_modes(net: nn.Module, x: Tensor) -> Tensor:
+    """Stacked-MNIST mode of each (N, 3, 28, 28) sample: 100 * digit(R) + 10 * digit(G) + digit(B)."""
+    d = [torch.cat([net(x[i: i + 1000, c: c + 1]).argmax(1) for i in range(0, len(x), 1000)]) for c in range(3)]
+    return d[0] * 100 + d[1] * 10 + d[2]
+
+
 def weights_path() -> Path:
     return Path(str(resources.files("gankit") / "weights" / WEIGHTS))
 

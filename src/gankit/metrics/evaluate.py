@@ -121,16 +121,11 @@ def _modes(c: EvalContext) -> dict[str, Any]:
 
 @metrics.register("stacked", "stacked MNIST: each channel classified by the digit CNN -> 1000 modes, KL to uniform")
 def _stacked(c: EvalContext) -> dict[str, Any]:
-    from .classifier import load_digit_classifier
+    from .classifier import load_digit_classifier, stacked_modes
 
     if c.fake.shape[1:] != (3, 28, 28):
         raise GankitError(f"stacked MNIST scoring needs (3, 28, 28) samples, got {tuple(c.fake.shape[1:])}")
-    net = load_digit_classifier()
-    with torch.no_grad():
-        digits = [torch.cat([net(c.fake[i: i + 1000, ch: ch + 1]).argmax(1) for i in range(0, len(c.fake), 1000)])
-                  for ch in range(3)]
-    mode = digits[0] * 100 + digits[1] * 10 + digits[2]
-    hist = torch.bincount(mode, minlength=1000)
+    hist = torch.bincount(stacked_modes(load_digit_classifier(), c.fake), minlength=1000)
     return {f"modes_stacked_{c.n}": int((hist > 0).sum()), f"kl_uniform_stacked_{c.n}": classes.kl_to_uniform(hist)}
 
 
