@@ -179,6 +179,8 @@ RESUME_CASES = {
     "mlp_r1_smoothing": ("mlp_mnist", ["reg.r1_gamma=1", "reg.r1_every=2", "optim.lr_decay=exp"]),
     "keras_split": ("mlp_mnist_keras", []),
     "toy_spectral_ragan": ("toy_ring", ["model.norm_d=spectral", "loss.name=ragan"]),
+    "toy_unrolled_pacgan_mbd": ("toy_ring", ["train.unroll=2", "model.pack=2", "model.minibatch=disc"]),
+    "dcgan_diffaug_mbstd": ("dcgan_mnist_fast", ["reg.diffaug=color,translation,cutout", "model.minibatch=stddev"]),
 }
 
 

@@ -43,6 +43,10 @@ class ModelConfig:
     dropout_d: float = 0.0
     init: str = "default"  # default (PyTorch) | dcgan (N(0, 0.02)) | glorot (Keras)
     bn_momentum: float = 0.1  # PyTorch convention; Keras' 0.99 is 0.01 here
+    pack: int = 1  # PacGAN: D judges packs of this many samples (Lin et al. 2018); 1 = off
+    minibatch: str = "none"  # none | disc (minibatch discrimination) | stddev (minibatch std feature)
+    mbd_kernels: int = 50  # minibatch discrimination: number of kernels B (Salimans et al. 2016)
+    mbd_dim: int = 5  # and their dimension C
 
 
 @dataclass
@@ -73,6 +77,7 @@ class RegConfig:
     weight_clip: float = 0.0  # WGAN weight clipping to [-c, c]; 0 = off
     instance_noise: float = 0.0  # initial std of Gaussian noise added to D's inputs
     instance_noise_steps: int = 0  # anneal that std linearly to 0 over this many steps; 0 = constant
+    diffaug: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"; "" = off
 
 
 @dataclass
@@ -84,6 +89,7 @@ class TrainConfig:
     d_update: str = "joint"  # joint: one D step on real+fake; split: Keras-style real then fake step
     g_fresh_z: bool = False  # draw new z for the G step instead of reusing the D step's fakes
     g_batch: int = 0  # batch size of the G step when g_fresh_z; 0 = train.batch
+    unroll: int = 0  # unrolled GAN: G's loss sees D after this many differentiable D steps (Metz et al. 2017)
     seed: int = 0
     ema_beta: float = 0.999  # EMA of G's weights used for sampling; 0 = off
     log_every: int = 50
@@ -125,6 +131,7 @@ CHOICES = {
     "model.act_g": ("relu", "leaky_relu", "tanh"),
     "model.act_d": ("relu", "leaky_relu", "tanh"),
     "model.init": ("default", "dcgan", "glorot"),
+    "model.minibatch": ("none", "disc", "stddev"),
     "optim.lr_decay": ("none", "linear", "exp"),
     "train.d_update": ("joint", "split"),
 }
@@ -273,7 +280,8 @@ def validate(cfg: Config) -> Config:
             f"data.source {src!r} is neither a registered dataset ({', '.join(datasets.names())}) "
             "nor an existing path"
         )
-    positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth"]
+    positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
+                "model.pack", "model.mbd_kernels", "model.mbd_dim"]
     for key in positive:
         sec, k = key.split(".")
         if getattr(getattr(cfg, sec), k) < 1:
@@ -284,6 +292,7 @@ def validate(cfg: Config) -> Config:
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
+        "train.unroll",
     ]
     for key in non_negative:
         sec, k = key.split(".")
@@ -312,6 +321,15 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.d_update=split (Keras-style real/fake steps) needs a BCE loss, not {cfg.loss.name}")
     if cfg.train.d_update == "split" and cfg.reg.gp_weight > 0:
         raise ConfigError("train.d_update=split cannot combine with reg.gp_weight (GP needs real and fake)")
+    for key in ("train.batch", "train.g_batch"):
+        b = getattr(cfg.train, key.split(".")[1])
+        if b % cfg.model.pack:
+            raise ConfigError(f"{key}={b} must be divisible by model.pack={cfg.model.pack} (PacGAN packs)")
+    if cfg.train.unroll and cfg.train.d_update == "split":
+        raise ConfigError("train.unroll cannot combine with train.d_update=split")
+    from .nets.remedies import parse_policy
+
+    parse_policy(cfg.reg.diffaug)
     if cfg.optim.lr_decay == "exp" and not 0 < cfg.optim.decay_gamma <= 1:
         raise ConfigError(f"optim.decay_gamma must be in (0, 1], got {cfg.optim.decay_gamma}")
     return cfg

@@ -18,7 +18,8 @@ def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, center: float = 1
     x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
     out = d(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    norms = grad.flatten(1).norm(2, dim=1)
+    # a PacGAN D's input is a pack of m samples: the norm is taken per pack, D's actual input
+    norms = grad.reshape(len(out), -1).norm(2, dim=1)
     return ((norms - center) ** 2).mean()
 
 
@@ -28,7 +29,7 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     `real` must have requires_grad=True before D saw it.
     """
     (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()
+    return grad.pow(2).reshape(len(real_logits), -1).sum(1).mean()  # per D input (a PacGAN pack)
 
 
 @torch.no_grad()

@@ -12,8 +12,20 @@ models: Registry = Registry("model")
 
 
 def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """G and D of `cfg.name` for examples of `shape`, with D's mode-collapse remedies (PacGAN
+    packing, a minibatch layer) applied from the same config; see nets/remedies.py."""
+    from .layers import finish
+    from .remedies import Packed, with_minibatch_layer
+
     builder = models.get(cfg.name)
     g, d = builder(cfg, tuple(shape))
+    if cfg.pack > 1:  # D for packs: m samples side by side along the first axis (channels / features)
+        _, d = builder(cfg, (shape[0] * cfg.pack, *shape[1:]))
+    if cfg.minibatch != "none":
+        d = with_minibatch_layer(d, cfg.minibatch, cfg.mbd_kernels, cfg.mbd_dim)
+        finish(d[-1], "default", cfg.norm_d)  # spectral norm on the new last layer too, when D uses it
+    if cfg.pack > 1:
+        d = Packed(d, cfg.pack)
     g.z_dim = cfg.z_dim
     g.out_shape = tuple(shape)
     return g, d
@@ -34,13 +46,14 @@ def flops_per_example(g: nn.Module, d: nn.Module) -> dict[str, float]:
     g.eval(), d.eval()
     try:
         with torch.no_grad():
-            z = torch.zeros(2, g.z_dim)
+            n = 2 * getattr(d, "pack", 1)  # a whole number of PacGAN packs
+            z = torch.zeros(n, g.z_dim)
             with FlopCounterMode(display=False) as fc:
                 x = g(z)
-            fg = fc.get_total_flops() / 2
+            fg = fc.get_total_flops() / n
             with FlopCounterMode(display=False) as fc:
                 d(x)
-            fd = fc.get_total_flops() / 2
+            fd = fc.get_total_flops() / n
     finally:
         g.train(was[0]), d.train(was[1])
     return {"g_forward": fg, "d_forward": fd}

@@ -22,6 +22,7 @@ from ..config import Config
 from ..errors import CheckpointError, ConfigError
 from ..losses import LossSpec, losses
 from ..nets import build as build_nets
+from ..nets.remedies import Augmented
 from .ema import make_ema
 
 FORMAT = 1
@@ -159,7 +160,11 @@ def _load_module(m: nn.Module, sd: dict[str, Tensor], what: str, path: Path) -> 
 
 def model_hash(cfg: Config, shape: tuple[int, ...]) -> str:
     """Identifies the architecture (model section + data shape), not the weights."""
-    key = repr((sorted(vars(cfg.model).items()), tuple(shape)))
+    # only options that differ from their defaults: a new model option (default off) leaves the
+    # hashes of existing runs, and so their resume checks, unchanged
+    default = type(cfg.model)()
+    fields_ = {k: v for k, v in vars(cfg.model).items() if k == "name" or v != getattr(default, k)}
+    key = repr((sorted(fields_.items()), tuple(shape)))
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
@@ -192,7 +197,13 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
                              weight_decay=o.weight_decay_d)
     # real and fake may share one D forward unless D has BatchNorm, whose batch statistics
     # would then mix real and fake examples: that would change the algorithm, not just its speed
-    d.concat_ok = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in d.modules())
+    # (minibatch discrimination / std layers mix the batch in the same way)
+    if cfg.reg.diffaug:
+        if len(shape) != 3:
+            raise ConfigError(f"reg.diffaug augments images; data of shape {tuple(shape)} are not images")
+        d = Augmented(d, cfg.reg.diffaug)
+    d.concat_ok = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "mixes_batch", False)
+                          for m in d.modules())
     if cfg.train.batch > n_data:
         raise ConfigError(f"train.batch={cfg.train.batch} is larger than the dataset ({n_data} examples)")
     return TrainState(

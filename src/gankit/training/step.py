@@ -6,6 +6,7 @@ no second copy of this loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -46,14 +47,16 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False) -> StepOutput:
     # --- generator ---------------------------------------------------------------------------
     if not reuse:
         fake = s.g(s.sample_z(t.g_batch or t.batch))
+    # the D that G's loss sees: D itself, or D after t.unroll differentiable steps (unrolled GAN)
+    d_for_g = unrolled_d(s, data, t.unroll) if t.unroll else s.d
     s.d.requires_grad_(False)  # no D parameter gradients in the G step
     noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
     fake_in = _noisy(fake, noise)
     real_logits = None
     if s.loss.g_needs_real:
         with torch.no_grad():
-            real_logits = s.d(_noisy(real, noise))
-    g_loss = s.loss.g(fake=s.d(fake_in), real=real_logits)
+            real_logits = d_for_g(_noisy(real, noise))
+    g_loss = s.loss.g(fake=d_for_g(fake_in), real=real_logits)
     s.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     s.d.requires_grad_(True)
@@ -101,6 +104,45 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor, out: dict[str, Tensor], st
     s.d_steps += 1
     out["d_real"], out["d_fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
     return loss
+
+
+def unrolled_d(s: TrainState, data: Tensor, k: int) -> Callable[[Tensor], Tensor]:
+    """Unrolled GAN (Metz et al. 2017): D after k more steps of its own Adam, as a differentiable
+    function of G's parameters, so G's gradient anticipates how D would react to it.
+
+    Each step takes a fresh real batch and fresh fakes with their graph to G kept
+    (create_graph=True: the second-order term is the point of the method). D's real parameters,
+    Adam state and BatchNorm buffers are left as they were. Regularisers are not unrolled.
+    """
+    from torch.func import functional_call
+
+    t = s.cfg.train
+    group = s.opt_d.param_groups[0]
+    (b1, b2), lr, eps = group["betas"], group["lr"], group["eps"]
+    named = dict(s.d.named_parameters())
+    params = {n: p.detach().requires_grad_(True) for n, p in named.items()}
+    zeros = {n: torch.zeros_like(p) for n, p in params.items()}
+    adam = {n: s.opt_d.state.get(p, {}) for n, p in named.items()}
+    m = {n: adam[n].get("exp_avg", zeros[n]) for n in params}
+    v = {n: adam[n].get("exp_avg_sq", zeros[n]) for n in params}
+    step = float(next(iter(adam.values()), {}).get("step", 0))
+    buffers = {n: b.clone() for n, b in s.d.named_buffers()}
+    for _ in range(k):
+        real = data[s.sampler.next(t.batch)]
+        fake = s.g(s.sample_z(t.batch))
+        loss = s.loss.d(real=functional_call(s.d, params, (real,)), fake=functional_call(s.d, params, (fake,)))
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+        step += 1
+        for (n, p), g in zip(list(params.items()), grads, strict=True):
+            m[n] = b1 * m[n] + (1 - b1) * g
+            v[n] = b2 * v[n] + (1 - b2) * g * g
+            m_hat, v_hat = m[n] / (1 - b1**step), v[n] / (1 - b2**step)
+            # eps^2 under the root: sqrt'(0) is infinite, and a zero gradient is common (dead units)
+            params[n] = p - lr * m_hat / ((v_hat + eps * eps).sqrt() + eps)
+    with torch.no_grad():
+        for n, b in s.d.named_buffers():
+            b.copy_(buffers[n])
+    return lambda x: functional_call(s.d, params, (x,))
 
 
 def _d_forward(d: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
