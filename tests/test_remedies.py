@@ -103,7 +103,7 @@ def test_unrolled_d_is_k_steps_of_ds_own_adam(tiny):
     s.sampler.next = lambda n: torch.arange(16)
     s.sample_z = lambda n: z
     before = {k: v.clone() for k, v in s.d.state_dict().items()}
-    d_for_g = unrolled_d(s, data.x, 1)
+    d_for_g = unrolled_d(s, data.x, None, 1)
     probe = torch.randn(10, 2)
     # the same step taken for real, on copies of D and its optimiser
     d2 = copy.deepcopy(s.d)
@@ -128,3 +128,29 @@ def test_unrolled_d_is_k_steps_of_ds_own_adam(tiny):
 def test_remedies_train_on_the_ring(tiny, sets, tmp_path):
     res = fit(tiny("toy_ring", *sets, steps=6), tmp_path / "r")
     assert res.step == 6
+
+
+def test_unrolling_a_batchnorm_d_leaves_its_statistics_and_backpropagates(tiny):
+    # BatchNorm updates running statistics in place; the unrolled copies must not (nor break autograd)
+    cfg, data = prepare(tiny("dcgan_mnist_fast", "train.unroll=2"))
+    s = new_state(cfg, data.shape, len(data))
+    before = {k: v.clone() for k, v in s.d.named_buffers()}
+    d_for_g = unrolled_d(s, data.x, None, 2)
+    s.loss.g(fake=d_for_g(s.g(s.sample_z(16))), real=None).backward()
+    assert all(torch.equal(before[k], v) for k, v in s.d.named_buffers())
+    assert all(p.grad is not None for p in s.g.parameters())
+
+
+def test_a_pacgan_d_step_scores_real_and_fake_packs_apart(tiny):
+    # one shared forward of [real; fake] gives batch/pack logits per side, not batch
+    cfg, data = prepare(tiny("toy_ring", "model.pack=4"))
+    s = new_state(cfg, data.shape, len(data))
+    assert s.d.concat_ok
+    d0 = copy.deepcopy(s.d)
+    idx = s.sampler.next(cfg.train.batch)
+    s.sampler.pos -= cfg.train.batch
+    out = train_step(s, data.x, stats=True)
+    assert torch.isfinite(out.d_loss)
+    with torch.no_grad():
+        want = d0(data.x[idx]).mean().item()
+    assert float(out.stats["d_real"]) == pytest.approx(want, abs=1e-5)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["train", "resume", "load", "make_config", "Generator", "GankitError"]
+__all__ = ["train", "resume", "load", "evaluate", "make_config", "Generator", "GankitError"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("train", "resume", "load", "make_config", "Generator"):
+    if name in ("train", "resume", "load", "evaluate", "make_config", "Generator"):
         from . import api
 
         return getattr(api, name)

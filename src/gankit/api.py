@@ -78,22 +78,43 @@ class Generator:
 
     @property
     def conditional(self) -> bool:
-        return False
+        return self.cfg.model.cond != "none"
+
+    @property
+    def n_classes(self) -> int:
+        return self.cfg.model.n_classes if self.conditional else 0
 
     def noise(self, n: int, seed: int = 0) -> Tensor:
         return torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
 
     @torch.no_grad()
-    def from_z(self, z: Tensor, batch: int = 500) -> Tensor:
-        return torch.cat([self.net(z[i: i + batch]) for i in range(0, len(z), batch)]).float()
+    def from_z(self, z: Tensor, labels: Tensor | None = None, batch: int = 500) -> Tensor:
+        """G(z), with class `labels` for a conditional G (None: row i gets class i mod K)."""
+        if labels is None and self.conditional:
+            labels = torch.arange(len(z)) % self.n_classes
+        parts = [z[i: i + batch] for i in range(0, len(z), batch)]
+        if labels is None:
+            return torch.cat([self.net(p) for p in parts]).float()
+        return torch.cat([self.net(p, labels[i * batch: i * batch + len(p)]) for i, p in enumerate(parts)]).float()
 
-    def sample(self, n: int, seed: int = 0, label: int | None = None, batch: int = 500) -> Tensor:
-        if n < 1:
-            raise GankitError(f"n must be >= 1, got {n}")
+    def labels(self, n: int, label: int | None = None) -> Tensor | None:
+        """The class of each of n samples: all `label`, or a balanced sweep; None if unconditional."""
         if label is not None and not self.conditional:
             raise GankitError(f"this run ({self.cfg.recipe}, model {self.cfg.model.name}) is not conditional; "
                               "--label needs a conditional recipe")
-        return self.from_z(self.noise(n, seed), batch)
+        if not self.conditional:
+            return None
+        if label is None:
+            return torch.arange(n) % self.n_classes
+        if not 0 <= label < self.n_classes:
+            raise GankitError(f"label must be in 0..{self.n_classes - 1} for this run, got {label}")
+        return torch.full((n,), int(label), dtype=torch.long)
+
+    def sample(self, n: int, seed: int = 0, label: int | None = None, batch: int = 500) -> Tensor:
+        """n samples from the seed's latents; `label` asks a conditional G for one class."""
+        if n < 1:
+            raise GankitError(f"n must be >= 1, got {n}")
+        return self.from_z(self.noise(n, seed), self.labels(n, label), batch)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, mode: str = "slerp") -> Tensor:
         """Samples along a path in z between the latents of two seeds (slerp suits Gaussian z)."""
@@ -156,6 +177,7 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
         reference = build_data(data_cfg)
         n = n or (5000 if reference.is_image else 2500)
         fake = g.sample(n, seed=seed)
+        labels = g.labels(n)  # a conditional run's samples come with the classes they were asked for
         source = {"run": str(target), "step": g.step, "ema": g.ema}
     else:
         if not target.exists():
@@ -163,12 +185,14 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
         samples = load_path(target, DataConfig())
         reference = build_data(DataConfig(source=against or "mnist5k"))
         fake = samples.x[:n] if n else samples.x
+        labels = None
         source = {"samples": str(target)}
     extractor = None
     if inception_weights:
         from .metrics.inception import load_inception
 
         extractor = load_inception(inception_weights)
-    result = evaluate_samples(fake, reference, list(metrics) if metrics else None, extractor=extractor, seed=seed)
+    result = evaluate_samples(fake, reference, list(metrics) if metrics else None, extractor=extractor, seed=seed,
+                              labels=labels)
     result["protocol"].update(source)
     return result

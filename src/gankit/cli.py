@@ -65,10 +65,10 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _dry_run(cfg: Any) -> int:
-    from .data import build as build_data
     from .nets import build, count_params, flops_per_example
+    from .training.loop import prepare
 
-    data = build_data(cfg.data)
+    cfg, data = prepare(cfg)
     g, d = build(cfg.model, data.shape)
     f = flops_per_example(g, d)
     t = cfg.train

@@ -47,12 +47,16 @@ class ModelConfig:
     minibatch: str = "none"  # none | disc (minibatch discrimination) | stddev (minibatch std feature)
     mbd_kernels: int = 50  # minibatch discrimination: number of kernels B (Salimans et al. 2016)
     mbd_dim: int = 5  # and their dimension C
+    cond: str = "none"  # class-conditional D: none | concat | projection | acgan (auxiliary classifier)
+    cond_g: str = "concat"  # how a conditional G sees the label: concat (one-hot to z) | cbn (conditional BN)
+    n_classes: int = 0  # classes of a conditional model; 0 = from the data's labels, frozen at start
 
 
 @dataclass
 class LossConfig:
     name: str = "nonsaturating"
     real_label: float = 1.0  # one-sided label smoothing: 0.9 (Salimans et al. 2016); BCE losses only
+    aux_weight: float = 1.0  # ACGAN: weight of the class cross-entropy in both losses
 
 
 @dataclass
@@ -132,6 +136,8 @@ CHOICES = {
     "model.act_d": ("relu", "leaky_relu", "tanh"),
     "model.init": ("default", "dcgan", "glorot"),
     "model.minibatch": ("none", "disc", "stddev"),
+    "model.cond": ("none", "concat", "projection", "acgan"),
+    "model.cond_g": ("concat", "cbn"),
     "optim.lr_decay": ("none", "linear", "exp"),
     "train.d_update": ("joint", "split"),
 }
@@ -292,7 +298,7 @@ def validate(cfg: Config) -> Config:
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
-        "train.unroll",
+        "train.unroll", "model.n_classes", "loss.aux_weight",
     ]
     for key in non_negative:
         sec, k = key.split(".")
@@ -327,6 +333,12 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{key}={b} must be divisible by model.pack={cfg.model.pack} (PacGAN packs)")
     if cfg.train.unroll and cfg.train.d_update == "split":
         raise ConfigError("train.unroll cannot combine with train.d_update=split")
+    if cfg.model.cond != "none":
+        for bad, why in ((cfg.model.pack > 1, "model.pack > 1 (a pack mixes labels)"),
+                         (cfg.train.d_update == "split", "train.d_update=split"),
+                         (cfg.model.cond == "acgan" and cfg.train.unroll > 0, "train.unroll (with acgan)")):
+            if bad:
+                raise ConfigError(f"model.cond={cfg.model.cond} cannot combine with {why}")
     from .nets.remedies import parse_policy
 
     parse_policy(cfg.reg.diffaug)

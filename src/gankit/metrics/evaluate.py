@@ -27,6 +27,7 @@ class EvalContext:
     reference: Dataset
     extractor: nn.Module | None
     seed: int = 0
+    labels: Tensor | None = None  # the class each fake was asked for (conditional runs)
 
     @property
     def n(self) -> str:
@@ -129,6 +130,25 @@ def _stacked(c: EvalContext) -> dict[str, Any]:
     return {f"modes_stacked_{c.n}": int((hist > 0).sum()), f"kl_uniform_stacked_{c.n}": classes.kl_to_uniform(hist)}
 
 
+@metrics.register("cond", "conditional runs: accuracy of samples for the class asked (classifier), intra-class FID")
+def _cond(c: EvalContext) -> dict[str, Any]:
+    if c.labels is None:
+        raise GankitError("metric cond needs the class each sample was asked for (a conditional run)")
+    pred = c.probs().argmax(1)
+    per_class, intra = [], []
+    ref_y = c.reference.y
+    for k in range(int(c.labels.max()) + 1):
+        mine = c.labels == k
+        per_class.append(float((pred[mine] == k).float().mean()) if mine.any() else float("nan"))
+        if ref_y is not None and mine.sum() > 1 and (ref_y == k).sum() > 1:
+            intra.append(distances.fid(c.real_feats[0][ref_y == k], c.fake_feats[0][mine]))
+    out = {f"cond_acc_{c.ext}_{c.n}": float((pred == c.labels).float().mean()),
+           f"cond_acc_per_class_{c.ext}_{c.n}": [round(a, 4) for a in per_class]}
+    if intra:  # Frechet distance per class, real class k vs fakes asked for k, then averaged
+        out[f"intra_fid_{c.ext}_{c.n}"] = float(sum(intra) / len(intra))
+    return out
+
+
 IMAGE_DEFAULT = ["fid", "kid", "is", "prdc", "classes"]
 TOY_DEFAULT = ["modes"]
 
@@ -143,8 +163,9 @@ def default_extractor(shape: tuple[int, ...]) -> nn.Module:
 
 
 def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, extractor: nn.Module | None = None,
-             seed: int = 0) -> dict[str, Any]:
-    """Score samples `fake` against the real `reference` data; returns {result name: value}."""
+             seed: int = 0, labels: Tensor | None = None) -> dict[str, Any]:
+    """Score samples `fake` against the real `reference` data; returns {result name: value}.
+    `labels`: the class each sample was asked for, when a conditional G made them."""
     for name in names or []:  # unknown names fail (with suggestions) before any work
         metrics.get(name)
     if fake.shape[1:] != reference.x.shape[1:]:
@@ -152,12 +173,16 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
                           f"{reference.name} has {tuple(reference.x.shape[1:])}")
     if not torch.isfinite(fake).all():
         raise GankitError("samples contain NaN or infinite values")
+    if labels is not None and labels.shape != (len(fake),):
+        raise GankitError(f"labels must have one entry per sample ({len(fake)}), got shape {tuple(labels.shape)}")
     if not names:
         stacked = reference.meta.get("stacked", False)
         names = ["stacked"] if stacked else (IMAGE_DEFAULT if reference.is_image else TOY_DEFAULT)
+        if labels is not None and reference.is_image and not stacked:
+            names = [*names, "cond"]
     if reference.is_image and extractor is None and any(m != "stacked" for m in names):
         extractor = default_extractor(reference.shape)
-    ctx = EvalContext(fake.float(), reference, extractor, seed)
+    ctx = EvalContext(fake.float(), reference, extractor, seed, labels)
     out: dict[str, Any] = {}
     for name in names:
         out.update(metrics.get(name)(ctx))

@@ -13,17 +13,24 @@ models: Registry = Registry("model")
 
 def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """G and D of `cfg.name` for examples of `shape`, with D's mode-collapse remedies (PacGAN
-    packing, a minibatch layer) applied from the same config; see nets/remedies.py."""
+    packing, a minibatch layer; nets/remedies.py) and class conditioning (nets/conditional.py)
+    applied from the same config."""
+    from .conditional import conditional, wrap_d
     from .layers import finish
     from .remedies import Packed, with_minibatch_layer
 
     builder = models.get(cfg.name)
-    g, d = builder(cfg, tuple(shape))
+    if cfg.cond != "none":  # class-conditional G(z, y) and D(x, y); see nets/conditional.py
+        g, d = conditional(builder, cfg, tuple(shape))
+    else:
+        g, d = builder(cfg, tuple(shape))
     if cfg.pack > 1:  # D for packs: m samples side by side along the first axis (channels / features)
         _, d = builder(cfg, (shape[0] * cfg.pack, *shape[1:]))
     if cfg.minibatch != "none":
         d = with_minibatch_layer(d, cfg.minibatch, cfg.mbd_kernels, cfg.mbd_dim)
         finish(d[-1], "default", cfg.norm_d)  # spectral norm on the new last layer too, when D uses it
+    if cfg.cond != "none":
+        d = wrap_d(d, cfg, tuple(shape))
     if cfg.pack > 1:
         d = Packed(d, cfg.pack)
     g.z_dim = cfg.z_dim
@@ -51,8 +58,9 @@ def flops_per_example(g: nn.Module, d: nn.Module) -> dict[str, float]:
             with FlopCounterMode(display=False) as fc:
                 x = g(z)
             fg = fc.get_total_flops() / n
+            k = getattr(g, "n_classes", 0)  # a conditional D also takes labels
             with FlopCounterMode(display=False) as fc:
-                d(x)
+                d(x, torch.arange(n) % k) if k else d(x)
             fd = fc.get_total_flops() / n
     finally:
         g.train(was[0]), d.train(was[1])

@@ -144,7 +144,7 @@ class Augmented(nn.Module):
         super().__init__()
         self.d, self.names = d, parse_policy(policy)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, *label: Tensor, **kw: bool) -> Tensor:
         if self.training and x.dim() == 4:
             x = diff_augment(x, self.names)
-        return self.d(x)
+        return self.d(x, *label, **kw)

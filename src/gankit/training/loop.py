@@ -66,6 +66,14 @@ def prepare(cfg: Config) -> tuple[Config, Dataset]:
         raise ConfigError(f"data {cfg.data.source} holds points {data.shape}; use model.name=toy_mlp")
     if data.is_image and cfg.model.name == "toy_mlp":
         raise ConfigError(f"model toy_mlp models 2-D points, but {cfg.data.source} holds images {data.shape}")
+    if cfg.model.cond != "none":
+        if data.y is None:
+            raise ConfigError(f"model.cond={cfg.model.cond} needs class labels, but {cfg.data.source} has none")
+        k = data.num_classes
+        if cfg.model.n_classes == 0:
+            cfg.model.n_classes = k  # frozen into the saved config, so sampling and resume agree
+        elif cfg.model.n_classes < k:
+            raise ConfigError(f"model.n_classes={cfg.model.n_classes} but {cfg.data.source} has labels up to {k - 1}")
     return cfg, data
 
 
@@ -135,6 +143,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
     cfg, t = state.cfg, state.cfg.train
     runlog = RunLog(out, t.tensorboard)
     x = data.x
+    labels = data.y if cfg.model.cond != "none" else None
     fixed_z = torch.randn(t.grid_n, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
     info = {"event": event, "step": state.step, "steps": t.steps, "recipe": cfg.recipe, "data": cfg.data.source,
             "shape": list(data.shape), "n_data": len(data), "threads": torch.get_num_threads(),
@@ -155,7 +164,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> 
                 if start is None:
                     start = t0 = time.perf_counter()
                 logging_now = t.log_every and (state.step + 1) % t.log_every == 0
-                res = train_step(state, x, stats=bool(logging_now))
+                res = train_step(state, x, stats=bool(logging_now), labels=labels)
                 # accumulate instead of checking each step: no host sync in the hot loop on GPUs
                 nonfinite |= ~torch.isfinite(res.d_loss) | ~torch.isfinite(res.g_loss)
                 window_steps += 1

@@ -78,10 +78,19 @@ class TrainState:
     def sample_z(self, n: int) -> Tensor:
         return torch.randn(n, self.cfg.model.z_dim, generator=self.noise)
 
+    def sample_y(self, n: int) -> Tensor:
+        """Uniform class labels for fakes of a conditional model, from the same generator as z."""
+        return torch.randint(self.cfg.model.n_classes, (n,), generator=self.noise)
+
+    @property
+    def acgan(self) -> bool:
+        return self.cfg.model.cond == "acgan"
+
     @torch.no_grad()
     def generate(self, z: Tensor, batch: int = 500) -> Tensor:
         """Samples for looking and scoring: the EMA G if there is one, in eval mode (BatchNorm uses
-        running statistics and is not updated), without touching any training RNG."""
+        running statistics and is not updated), without touching any training RNG. A conditional
+        G sweeps the classes (row i gets class i mod K)."""
         g = self.g_ema if self.g_ema is not None else self.g
         was = g.training
         g.eval()

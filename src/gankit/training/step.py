@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import regularizers as R
@@ -26,9 +27,11 @@ class StepOutput:
     fake: Tensor | None = None  # the G step's fakes (detached), for sample-diversity checks
 
 
-def train_step(s: TrainState, data: Tensor, stats: bool = False) -> StepOutput:
+def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor | None = None) -> StepOutput:
     """One generator step and cfg.train.n_critic discriminator steps. `data` is the whole
-    in-memory dataset; batches are indexed by the resumable sampler.
+    in-memory dataset; batches are indexed by the resumable sampler. `labels` (the data's class
+    labels) make the step class-conditional: fakes are drawn for the real batch's labels, and D
+    judges each image together with its label.
 
     With stats=True the output also carries gradient norms (costly, so only at log steps).
     """
@@ -37,26 +40,32 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False) -> StepOutput:
 
     # --- discriminator: n_critic steps, each on a new real batch and new fakes ---------------
     for i in range(t.n_critic):
-        real = data[s.sampler.next(t.batch)]
+        idx = s.sampler.next(t.batch)
+        real, y = data[idx], (labels[idx] if labels is not None else None)
         z = s.sample_z(t.batch)
         reuse = i == t.n_critic - 1 and not t.g_fresh_z  # G step reuses the last fakes (+29 % cheaper)
         with torch.set_grad_enabled(reuse):
-            fake = s.g(z)
-        d_loss = d_step(s, real, fake.detach(), out, stats)
+            fake = _g(s.g, z, y)
+        d_loss = d_step(s, real, fake.detach(), y, out, stats)
 
     # --- generator ---------------------------------------------------------------------------
+    y_fake = y
     if not reuse:
-        fake = s.g(s.sample_z(t.g_batch or t.batch))
+        n = t.g_batch or t.batch
+        y_fake = s.sample_y(n) if labels is not None else None
+        fake = _g(s.g, s.sample_z(n), y_fake)
     # the D that G's loss sees: D itself, or D after t.unroll differentiable steps (unrolled GAN)
-    d_for_g = unrolled_d(s, data, t.unroll) if t.unroll else s.d
+    d_for_g = unrolled_d(s, data, labels, t.unroll) if t.unroll else s.d
     s.d.requires_grad_(False)  # no D parameter gradients in the G step
     noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
-    fake_in = _noisy(fake, noise)
     real_logits = None
     if s.loss.g_needs_real:
         with torch.no_grad():
-            real_logits = d_for_g(_noisy(real, noise))
-    g_loss = s.loss.g(fake=d_for_g(fake_in), real=real_logits)
+            real_logits = _disc(d_for_g, _noisy(real, noise), y)[0]
+    fake_logits, fake_cls = _disc(d_for_g, _noisy(fake, noise), y_fake, aux=s.acgan)
+    g_loss = s.loss.g(fake=fake_logits, real=real_logits)
+    if fake_cls is not None:  # ACGAN: G also wants its fakes classified as the class it was asked for
+        g_loss = g_loss + s.cfg.loss.aux_weight * F.cross_entropy(fake_cls, y_fake)
     s.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     s.d.requires_grad_(True)
@@ -72,7 +81,9 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False) -> StepOutput:
                       fake.detach())
 
 
-def d_step(s: TrainState, real: Tensor, fake: Tensor, out: dict[str, Tensor], stats: bool) -> Tensor:
+def d_step(s: TrainState, real: Tensor, fake: Tensor, y: Tensor | None, out: dict[str, Tensor],
+           stats: bool) -> Tensor:
+    """One D update on a real batch and fakes; `y` are the labels of both (conditional) or None."""
     reg, t = s.cfg.reg, s.cfg.train
     noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
     real, fake = _noisy(real, noise), _noisy(fake, noise)
@@ -90,12 +101,18 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor, out: dict[str, Tensor], st
         _d_backward(s, loss_fake, out, stats)
         loss = 0.5 * (loss_real + loss_fake)
     else:
-        real_logits, fake_logits = _d_forward(s.d, real, fake)
+        (real_logits, fake_logits), cls = _d_forward(s.d, real, fake, y, s.acgan)
         kw = {"real_label": s.cfg.loss.real_label} if s.loss.label_smoothing else {}
         loss = s.loss.d(real=real_logits, fake=fake_logits, **kw)
         total = loss + _r1(real_logits, real, reg, lazy_r1, out)
+        if cls is not None:
+            # ACGAN (Odena et al. 2017): D names the class of reals and of fakes (the class asked for)
+            d_cls = F.cross_entropy(cls, torch.cat([y, y]))
+            out["d_cls"] = d_cls.detach()
+            total = total + s.cfg.loss.aux_weight * d_cls
         if reg.gp_weight > 0:
-            gp = R.gradient_penalty(s.d, real, fake)
+            # reals and fakes share labels, so every interpolate has one well-defined label
+            gp = R.gradient_penalty(lambda x: _disc(s.d, x, y)[0], real, fake)
             out["gp"] = gp.detach()
             total = total + reg.gp_weight * gp
         _d_backward(s, total, out, stats)
@@ -106,7 +123,7 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor, out: dict[str, Tensor], st
     return loss
 
 
-def unrolled_d(s: TrainState, data: Tensor, k: int) -> Callable[[Tensor], Tensor]:
+def unrolled_d(s: TrainState, data: Tensor, labels: Tensor | None, k: int) -> Callable[..., Tensor]:
     """Unrolled GAN (Metz et al. 2017): D after k more steps of its own Adam, as a differentiable
     function of G's parameters, so G's gradient anticipates how D would react to it.
 
@@ -126,11 +143,20 @@ def unrolled_d(s: TrainState, data: Tensor, k: int) -> Callable[[Tensor], Tensor
     m = {n: adam[n].get("exp_avg", zeros[n]) for n in params}
     v = {n: adam[n].get("exp_avg_sq", zeros[n]) for n in params}
     step = float(next(iter(adam.values()), {}).get("step", 0))
-    buffers = {n: b.clone() for n, b in s.d.named_buffers()}
+    buffers = dict(s.d.named_buffers())
+
+    def d_k(x: Tensor, *y: Tensor) -> Tensor:
+        # each call gets its own copy of D's buffers: BatchNorm and spectral norm update theirs in
+        # place, which would corrupt tensors saved for the second-order backward (and D's own state)
+        state = params | {n: b.clone() for n, b in buffers.items()}
+        return functional_call(s.d, state, (x, *y))
+
     for _ in range(k):
-        real = data[s.sampler.next(t.batch)]
-        fake = s.g(s.sample_z(t.batch))
-        loss = s.loss.d(real=functional_call(s.d, params, (real,)), fake=functional_call(s.d, params, (fake,)))
+        idx = s.sampler.next(t.batch)
+        real, y = data[idx], (labels[idx] if labels is not None else None)
+        args = (y,) if y is not None else ()
+        fake = _g(s.g, s.sample_z(t.batch), y)
+        loss = s.loss.d(real=d_k(real, *args), fake=d_k(fake, *args))
         grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
         step += 1
         for (n, p), g in zip(list(params.items()), grads, strict=True):
@@ -139,17 +165,31 @@ def unrolled_d(s: TrainState, data: Tensor, k: int) -> Callable[[Tensor], Tensor
             m_hat, v_hat = m[n] / (1 - b1**step), v[n] / (1 - b2**step)
             # eps^2 under the root: sqrt'(0) is infinite, and a zero gradient is common (dead units)
             params[n] = p - lr * m_hat / ((v_hat + eps * eps).sqrt() + eps)
-    with torch.no_grad():
-        for n, b in s.d.named_buffers():
-            b.copy_(buffers[n])
-    return lambda x: functional_call(s.d, params, (x,))
+    return d_k
 
 
-def _d_forward(d: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+def _g(g: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
+    return g(z) if y is None else g(z, y)
+
+
+def _disc(d: Callable[..., Tensor], x: Tensor, y: Tensor | None, aux: bool = False) -> tuple[Tensor, Tensor | None]:
+    """D's logits for x (with labels y when conditional), and its class logits when aux (ACGAN)."""
+    if y is None:
+        return d(x), None
+    if aux:
+        return d(x, y, aux=True)
+    return d(x, y), None
+
+
+def _d_forward(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
+               aux: bool) -> tuple[tuple[Tensor, Tensor], Tensor | None]:
+    """(real logits, fake logits), and the class logits of [real; fake] for ACGAN."""
     if d.concat_ok:  # one batched forward is faster; only where batch statistics cannot mix
-        logits = d(torch.cat([real, fake]))
-        return logits[: len(real)], logits[len(real):]
-    return d(real), d(fake)
+        logits, cls = _disc(d, torch.cat([real, fake]), torch.cat([y, y]) if y is not None else None, aux)
+        half = len(logits) // 2  # not len(real): a PacGAN D gives one logit per pack
+        return (logits[:half], logits[half:]), cls
+    (lr, cr), (lf, cf) = _disc(d, real, y, aux), _disc(d, fake, y, aux)
+    return (lr, lf), (torch.cat([cr, cf]) if cr is not None else None)
 
 
 def _d_backward(s: TrainState, loss: Tensor, out: dict[str, Tensor], stats: bool) -> None:
