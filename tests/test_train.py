@@ -181,6 +181,9 @@ RESUME_CASES = {
     "toy_spectral_ragan": ("toy_ring", ["model.norm_d=spectral", "loss.name=ragan"]),
     "toy_unrolled_pacgan_mbd": ("toy_ring", ["train.unroll=2", "model.pack=2", "model.minibatch=disc"]),
     "dcgan_diffaug_mbstd": ("dcgan_mnist_fast", ["reg.diffaug=color,translation,cutout", "model.minibatch=stddev"]),
+    "toy_gman_mixture": ("toy_ring", ["model.n_d=2", "model.n_g=2", "loss.gman_lambda=1"]),
+    "cdcgan_acgan_fresh_z": ("dcgan_mnist_fast", ["model.cond=acgan", "model.cond_g=cbn", "data.n=0",
+                                                  "train.g_fresh_z=true"]),
 }
 
 

@@ -50,6 +50,8 @@ class ModelConfig:
     cond: str = "none"  # class-conditional D: none | concat | projection | acgan (auxiliary classifier)
     cond_g: str = "concat"  # how a conditional G sees the label: concat (one-hot to z) | cbn (conditional BN)
     n_classes: int = 0  # classes of a conditional model; 0 = from the data's labels, frozen at start
+    n_d: int = 1  # GMAN: this many discriminators, each trained on its own loss (Durugkar et al. 2017)
+    n_g: int = 1  # a uniform mixture of this many generators (sample i from generator i mod n_g)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class LossConfig:
     name: str = "nonsaturating"
     real_label: float = 1.0  # one-sided label smoothing: 0.9 (Salimans et al. 2016); BCE losses only
     aux_weight: float = 1.0  # ACGAN: weight of the class cross-entropy in both losses
+    gman_lambda: float = 0.0  # several Ds: G's loss is sum softmax(lambda*L_i) L_i; 0 = mean, large = max
 
 
 @dataclass
@@ -287,7 +290,7 @@ def validate(cfg: Config) -> Config:
             "nor an existing path"
         )
     positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
-                "model.pack", "model.mbd_kernels", "model.mbd_dim"]
+                "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g"]
     for key in positive:
         sec, k = key.split(".")
         if getattr(getattr(cfg, sec), k) < 1:
@@ -298,7 +301,7 @@ def validate(cfg: Config) -> Config:
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
-        "train.unroll", "model.n_classes", "loss.aux_weight",
+        "train.unroll", "model.n_classes", "loss.aux_weight", "loss.gman_lambda",
     ]
     for key in non_negative:
         sec, k = key.split(".")
@@ -333,6 +336,13 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{key}={b} must be divisible by model.pack={cfg.model.pack} (PacGAN packs)")
     if cfg.train.unroll and cfg.train.d_update == "split":
         raise ConfigError("train.unroll cannot combine with train.d_update=split")
+    if cfg.model.n_d > 1:
+        for bad, why in ((cfg.reg.gp_weight > 0, "reg.gp_weight"), (cfg.reg.r1_gamma > 0, "reg.r1_gamma"),
+                         (cfg.train.unroll > 0, "train.unroll"),
+                         (cfg.train.d_update == "split", "train.d_update=split"),
+                         (cfg.model.cond == "acgan", "model.cond=acgan")):
+            if bad:  # each of these is written for one D's logits; not generalised to an ensemble yet
+                raise ConfigError(f"model.n_d={cfg.model.n_d} cannot combine with {why}")
     if cfg.model.cond != "none":
         for bad, why in ((cfg.model.pack > 1, "model.pack > 1 (a pack mixes labels)"),
                          (cfg.train.d_update == "split", "train.d_update=split"),

@@ -13,28 +13,40 @@ models: Registry = Registry("model")
 
 def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """G and D of `cfg.name` for examples of `shape`, with D's mode-collapse remedies (PacGAN
-    packing, a minibatch layer; nets/remedies.py) and class conditioning (nets/conditional.py)
-    applied from the same config."""
+    packing, a minibatch layer; nets/remedies.py), class conditioning (nets/conditional.py) and
+    ensembles of several Ds or Gs (nets/ensembles.py) applied from the same config."""
     from .conditional import conditional, wrap_d
+    from .ensembles import MixtureG, MultiD
     from .layers import finish
     from .remedies import Packed, with_minibatch_layer
 
     builder = models.get(cfg.name)
-    if cfg.cond != "none":  # class-conditional G(z, y) and D(x, y); see nets/conditional.py
-        g, d = conditional(builder, cfg, tuple(shape))
-    else:
-        g, d = builder(cfg, tuple(shape))
-    if cfg.pack > 1:  # D for packs: m samples side by side along the first axis (channels / features)
-        _, d = builder(cfg, (shape[0] * cfg.pack, *shape[1:]))
-    if cfg.minibatch != "none":
-        d = with_minibatch_layer(d, cfg.minibatch, cfg.mbd_kernels, cfg.mbd_dim)
-        finish(d[-1], "default", cfg.norm_d)  # spectral norm on the new last layer too, when D uses it
-    if cfg.cond != "none":
-        d = wrap_d(d, cfg, tuple(shape))
-    if cfg.pack > 1:
-        d = Packed(d, cfg.pack)
+    shape = tuple(shape)
+
+    def pair() -> tuple[nn.Module, nn.Module]:
+        if cfg.cond != "none":  # class-conditional G(z, y) and D(x, y)
+            return conditional(builder, cfg, shape)
+        g, d = builder(cfg, shape)
+        if cfg.pack > 1:  # D for packs: m samples side by side along the first axis (channels / features)
+            _, d = builder(cfg, (shape[0] * cfg.pack, *shape[1:]))
+        return g, d
+
+    def remedies(d: nn.Module) -> nn.Module:
+        if cfg.minibatch != "none":
+            d = with_minibatch_layer(d, cfg.minibatch, cfg.mbd_kernels, cfg.mbd_dim)
+            finish(d[-1], "default", cfg.norm_d)  # spectral norm on the new last layer too, when D uses it
+        if cfg.cond != "none":
+            d = wrap_d(d, cfg, shape)
+        return Packed(d, cfg.pack) if cfg.pack > 1 else d
+
+    g, d = pair()
+    d = remedies(d)
+    if cfg.n_g > 1:  # each extra pair is built whole (its own init) and its D dropped
+        g = MixtureG([g] + [pair()[0] for _ in range(cfg.n_g - 1)])
+    if cfg.n_d > 1:
+        d = MultiD([d] + [remedies(pair()[1]) for _ in range(cfg.n_d - 1)])
     g.z_dim = cfg.z_dim
-    g.out_shape = tuple(shape)
+    g.out_shape = shape
     return g, d
 
 

@@ -63,7 +63,7 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
         with torch.no_grad():
             real_logits = _disc(d_for_g, _noisy(real, noise), y)[0]
     fake_logits, fake_cls = _disc(d_for_g, _noisy(fake, noise), y_fake, aux=s.acgan)
-    g_loss = s.loss.g(fake=fake_logits, real=real_logits)
+    g_loss = _g_loss(s, fake_logits, real_logits)
     if fake_cls is not None:  # ACGAN: G also wants its fakes classified as the class it was asked for
         g_loss = g_loss + s.cfg.loss.aux_weight * F.cross_entropy(fake_cls, y_fake)
     s.opt_g.zero_grad(set_to_none=True)
@@ -103,7 +103,7 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor, y: Tensor | None, out: dic
     else:
         (real_logits, fake_logits), cls = _d_forward(s.d, real, fake, y, s.acgan)
         kw = {"real_label": s.cfg.loss.real_label} if s.loss.label_smoothing else {}
-        loss = s.loss.d(real=real_logits, fake=fake_logits, **kw)
+        loss = _d_loss(s, real_logits, fake_logits, kw)
         total = loss + _r1(real_logits, real, reg, lazy_r1, out)
         if cls is not None:
             # ACGAN (Odena et al. 2017): D names the class of reals and of fakes (the class asked for)
@@ -186,10 +186,28 @@ def _d_forward(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
     """(real logits, fake logits), and the class logits of [real; fake] for ACGAN."""
     if d.concat_ok:  # one batched forward is faster; only where batch statistics cannot mix
         logits, cls = _disc(d, torch.cat([real, fake]), torch.cat([y, y]) if y is not None else None, aux)
-        half = len(logits) // 2  # not len(real): a PacGAN D gives one logit per pack
-        return (logits[:half], logits[half:]), cls
+        half = logits.shape[-1] // 2  # not len(real): a PacGAN D gives one logit per pack
+        return (logits[..., :half], logits[..., half:]), cls
     (lr, cr), (lf, cf) = _disc(d, real, y, aux), _disc(d, fake, y, aux)
     return (lr, lf), (torch.cat([cr, cf]) if cr is not None else None)
+
+
+def _d_loss(s: TrainState, real: Tensor, fake: Tensor, kw: dict) -> Tensor:
+    """D's loss; for several Ds (logits (N, B)) the mean of their own losses, so each D's
+    gradient comes from its loss alone."""
+    if real.dim() == 1:
+        return s.loss.d(real=real, fake=fake, **kw)
+    return torch.stack([s.loss.d(real=r, fake=f, **kw) for r, f in zip(real, fake, strict=True)]).mean()
+
+
+def _g_loss(s: TrainState, fake: Tensor, real: Tensor | None) -> Tensor:
+    """G's loss; against several Ds, GMAN's soft-max mean of the per-D losses (Durugkar et al.
+    2017): weights softmax(lambda * L_i), so lambda = 0 is the mean and a large lambda follows the
+    D that G fools least."""
+    if fake.dim() == 1:
+        return s.loss.g(fake=fake, real=real)
+    per = torch.stack([s.loss.g(fake=f, real=None if real is None else real[i]) for i, f in enumerate(fake)])
+    return (torch.softmax(s.cfg.loss.gman_lambda * per, 0) * per).sum()
 
 
 def _d_backward(s: TrainState, loss: Tensor, out: dict[str, Tensor], stats: bool) -> None:
