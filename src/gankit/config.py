@@ -27,6 +27,7 @@ class DataConfig:
     image_size: int = 0  # resize images to this side length; 0 keeps the native size
     channels: int = 0  # force 1 (grayscale) or 3 (RGB); 0 keeps the native channel count
     n: int = 0  # use only the first n examples (toy sets: points drawn); 0 = all
+    pad: int = 0  # pad images by this many background pixels per side (after resizing), e.g. 2: 28 -> 32
 
 
 @dataclass
@@ -50,6 +51,8 @@ class ModelConfig:
     cond: str = "none"  # class-conditional D: none | concat | projection | acgan (auxiliary classifier)
     cond_g: str = "concat"  # how a conditional G sees the label: concat (one-hot to z) | cbn (conditional BN)
     n_classes: int = 0  # classes of a conditional model; 0 = from the data's labels, frozen at start
+    attention: int = 0  # SAGAN self-attention block at this feature-map size in G and D (dcgan, resnet); 0 = off
+    grow_steps: int = 1000  # progan: steps of the first stage and of each later stage's fade-in and stable phase
     n_d: int = 1  # GMAN: this many discriminators, each trained on its own loss (Durugkar et al. 2017)
     n_g: int = 1  # a uniform mixture of this many generators (sample i from generator i mod n_g)
 
@@ -84,6 +87,7 @@ class RegConfig:
     weight_clip: float = 0.0  # WGAN weight clipping to [-c, c]; 0 = off
     instance_noise: float = 0.0  # initial std of Gaussian noise added to D's inputs
     instance_noise_steps: int = 0  # anneal that std linearly to 0 over this many steps; 0 = constant
+    drift: float = 0.0  # ProGAN's drift penalty eps * E[D(x_real)^2] keeping a critic's output near 0 (0.001)
     diffaug: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"; "" = off
 
 
@@ -290,7 +294,7 @@ def validate(cfg: Config) -> Config:
             "nor an existing path"
         )
     positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
-                "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g"]
+                "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g", "model.grow_steps"]
     for key in positive:
         sec, k = key.split(".")
         if getattr(getattr(cfg, sec), k) < 1:
@@ -301,7 +305,8 @@ def validate(cfg: Config) -> Config:
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
-        "train.unroll", "model.n_classes", "loss.aux_weight", "loss.gman_lambda",
+        "train.unroll", "model.n_classes", "loss.aux_weight", "model.attention", "data.pad", "reg.drift",
+        "loss.gman_lambda",
     ]
     for key in non_negative:
         sec, k = key.split(".")

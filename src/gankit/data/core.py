@@ -55,8 +55,8 @@ def from_uint8(a: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).div_(127.5).sub_(1.0)
 
 
-def adapt(ds: Dataset, image_size: int = 0, channels: int = 0, n: int = 0) -> Dataset:
-    """Apply the user's size, channel and count choices to any image source."""
+def adapt(ds: Dataset, image_size: int = 0, channels: int = 0, n: int = 0, pad: int = 0) -> Dataset:
+    """Apply the user's size, channel, padding and count choices to any image source."""
     x, y = ds.x, ds.y
     if n and n < len(x):
         x, y = x[:n], (y[:n] if y is not None else None)
@@ -71,8 +71,10 @@ def adapt(ds: Dataset, image_size: int = 0, channels: int = 0, n: int = 0) -> Da
             # antialias: downscaling without it aliases thin strokes into broken lines
             x = F.interpolate(x, size=(image_size, image_size), mode="bilinear",
                               antialias=True, align_corners=False).clamp_(-1, 1)
-    elif image_size or channels:
-        raise DataError(f"dataset {ds.name} holds points, not images: data.image_size/channels do not apply")
+        if pad:  # background (-1) border: 28x28 digits + 2 = the 32x32 ProGAN grows to
+            x = F.pad(x, (pad, pad, pad, pad), value=-1.0)
+    elif image_size or channels or pad:
+        raise DataError(f"dataset {ds.name} holds points, not images: data.image_size/channels/pad do not apply")
     return Dataset(x.contiguous(), y, ds.name, ds.classes, ds.meta)
 
 
@@ -85,7 +87,7 @@ def build(cfg: Any) -> Dataset:
         from .files import load_path
 
         ds = load_path(Path(src), cfg)
-    return adapt(ds, cfg.image_size, cfg.channels, cfg.n if src not in ("ring", "grid") else 0)
+    return adapt(ds, cfg.image_size, cfg.channels, cfg.n if src not in ("ring", "grid") else 0, cfg.pad)
 
 
 @functools.lru_cache(maxsize=1)

@@ -153,13 +153,38 @@ IMAGE_DEFAULT = ["fid", "kid", "is", "prdc", "classes"]
 TOY_DEFAULT = ["modes"]
 
 
-def default_extractor(shape: tuple[int, ...]) -> nn.Module:
-    if tuple(shape) == (1, 28, 28):
-        from .classifier import load_digit_classifier
+class CenterCrop(nn.Module):
+    """An extractor seen through a centre crop: 32x32 padded digits (data.pad=2, as ProGAN grows
+    to) are scored by the 28x28 digit CNN on their middle 28x28, which undoes the padding exactly.
+    Its name says so (`mnistcnn_crop28`), so these numbers are never mixed with 28x28 ones."""
 
+    def __init__(self, net: nn.Module, size: int) -> None:
+        super().__init__()
+        self.net, self.size = net, size
+        self.name = f"{getattr(net, 'name', 'net')}_crop{size}"
+        self.weights_sha = getattr(net, "weights_sha", None)
+
+    def _crop(self, x: Tensor) -> Tensor:
+        top, left = (x.shape[-2] - self.size) // 2, (x.shape[-1] - self.size) // 2
+        return x[..., top: top + self.size, left: left + self.size]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self._crop(x))
+
+    def features_and_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.net.features_and_probs(self._crop(x))
+
+
+def default_extractor(shape: tuple[int, ...]) -> nn.Module:
+    from .classifier import load_digit_classifier
+
+    if tuple(shape) == (1, 28, 28):
         return load_digit_classifier()
+    if tuple(shape) == (1, 32, 32):
+        return CenterCrop(load_digit_classifier(), 28)
     raise GankitError(f"no default feature extractor for images of shape {tuple(shape)}: the project's digit "
-                      "classifier needs 1x28x28; pass InceptionV3 weights (--inception FILE) or your own module")
+                      "classifier needs 1x28x28 (or 1x32x32, centre-cropped); pass InceptionV3 weights "
+                      "(--inception FILE) or your own module")
 
 
 def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, extractor: nn.Module | None = None,

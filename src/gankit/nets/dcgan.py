@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
-from .layers import Logit, Reshape, activation, finish, norm1d, norm2d
+from .layers import Logit, Reshape, SelfAttention, activation, finish, norm1d, norm2d
 from .registry import image_shape, models
 
 
@@ -57,12 +57,19 @@ def build_dcgan(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]
     s0, k = _levels(s)
     m, slope, w = cfg.bn_momentum, cfg.leaky_slope, cfg.width
     chans = [w * 2 ** (k - 1 - i) for i in range(k)]  # e.g. 28px, w=64: [128, 64]
+    sizes = [s0 * 2**i for i in range(k)]  # feature-map sizes inside the nets (not the image's)
+    if cfg.attention and cfg.attention not in sizes:
+        raise ConfigError(f"model.attention={cfg.attention} is not a feature-map size of this net ({sizes})")
+
+    def attend(size: int, ch: int) -> list[nn.Module]:  # SAGAN block at the chosen size
+        return [SelfAttention(ch)] if size == cfg.attention else []
+
     gl: list[nn.Module] = [nn.Linear(cfg.z_dim, chans[0] * s0 * s0, bias=cfg.norm_g != "batch"),
                            norm1d(cfg.norm_g, chans[0] * s0 * s0, m), activation(cfg.act_g, slope),
-                           Reshape(chans[0], s0, s0)]
-    for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+                           Reshape(chans[0], s0, s0), *attend(s0, chans[0])]
+    for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:], strict=True)):
         gl += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=cfg.norm_g != "batch"), norm2d(cfg.norm_g, cout, m),
-               activation(cfg.act_g, slope)]
+               activation(cfg.act_g, slope), *attend(sizes[i + 1], cout)]
     gl += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1), nn.Tanh()]
     g = nn.Sequential(*gl)
 
@@ -75,6 +82,7 @@ def build_dcgan(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]
         dl += [nn.Conv2d(cin, cout, 4, 2, 1), norm, activation(cfg.act_d, slope)]
         if cfg.dropout_d:
             dl.append(nn.Dropout(cfg.dropout_d))
+        dl += attend(sizes[k - 1 - i], cout)
         cin = cout
     d = nn.Sequential(*dl, Logit(cin * s0 * s0))
     return finish(g, cfg.init, cfg.norm_g), finish(d, cfg.init, cfg.norm_d)

@@ -88,3 +88,33 @@ class Logit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x.flatten(1)).squeeze(1)
+
+
+class SelfAttention(nn.Module):
+    """SAGAN's self-attention block (Zhang et al. 2019): y = x + gamma * W_o(h(x) softmax(f(x)^T g(x))).
+
+    Every position attends to every other, so distant parts of an image can agree (a digit's
+    loop and its tail). gamma starts at 0: the block begins as the identity and the net learns
+    how much non-local evidence to mix in.
+    """
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        ck, cv = max(1, c // 8), max(1, c // 2)
+        self.f, self.g = nn.Conv2d(c, ck, 1, bias=False), nn.Conv2d(c, ck, 1, bias=False)
+        self.h, self.o = nn.Conv2d(c, cv, 1, bias=False), nn.Conv2d(cv, c, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, hh, ww = x.shape
+        q, k, v = self.f(x).flatten(2), self.g(x).flatten(2), self.h(x).flatten(2)  # (B, C', N)
+        attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, N, N): row i = where position i looks
+        out = (v @ attn.transpose(1, 2)).view(b, -1, hh, ww)
+        return x + self.gamma * self.o(out)
+
+
+class SumPool(nn.Module):
+    """Sum over the spatial positions, (B, C, H, W) -> (B, C): the SNGAN ResNet D's pooling."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=(2, 3))

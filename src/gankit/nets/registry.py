@@ -22,6 +22,8 @@ def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
 
     builder = models.get(cfg.name)
     shape = tuple(shape)
+    if cfg.attention and cfg.name not in ("dcgan", "resnet"):
+        raise ConfigError(f"model.attention (SAGAN block) exists for the dcgan and resnet nets, not {cfg.name}")
 
     def pair() -> tuple[nn.Module, nn.Module]:
         if cfg.cond != "none":  # class-conditional G(z, y) and D(x, y)

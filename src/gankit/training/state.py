@@ -74,6 +74,7 @@ class TrainState:
     step: int = 0  # generator steps done
     d_steps: int = 0  # discriminator steps done (lazy R1 counts these)
     meta: dict[str, Any] = field(default_factory=dict)
+    growing: list[nn.Module] = field(default_factory=list)  # modules that follow the step (ProGAN's stages)
 
     def sample_z(self, n: int) -> Tensor:
         return torch.randn(n, self.cfg.model.z_dim, generator=self.noise)
@@ -221,6 +222,7 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
         opt_g=opt_g, opt_d=opt_d, sched_g=_scheduler(opt_g, cfg), sched_d=_scheduler(opt_d, cfg),
         sampler=Sampler(n_data, seed), noise=torch.Generator().manual_seed(seed + 1),
         loss=losses.get(cfg.loss.name),
+        growing=[m for m in (*g.modules(), *d.modules()) if hasattr(m, "set_step")],
     )
 
 

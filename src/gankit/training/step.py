@@ -37,6 +37,8 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
     """
     t, reg = s.cfg.train, s.cfg.reg
     out: dict[str, Tensor] = {}
+    for m in s.growing:  # nets that change with training progress (ProGAN's stages) follow the step
+        m.set_step(s.step)
 
     # --- discriminator: n_critic steps, each on a new real batch and new fakes ---------------
     for i in range(t.n_critic):
@@ -110,6 +112,8 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor, y: Tensor | None, out: dic
             d_cls = F.cross_entropy(cls, torch.cat([y, y]))
             out["d_cls"] = d_cls.detach()
             total = total + s.cfg.loss.aux_weight * d_cls
+        if reg.drift > 0:  # ProGAN: a Wasserstein critic's outputs would otherwise drift freely
+            total = total + reg.drift * real_logits.pow(2).mean()
         if reg.gp_weight > 0:
             # reals and fakes share labels, so every interpolate has one well-defined label
             gp = R.gradient_penalty(lambda x: _disc(s.d, x, y)[0], real, fake)
