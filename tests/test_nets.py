@@ -10,7 +10,9 @@ from gankit.nets import build, count_params, models
 from gankit.nets.layers import finish
 
 SHAPES = {"mlp": [(1, 28, 28), (3, 8, 8)], "dcgan_seed": [(1, 28, 28), (3, 32, 32)],
-          "dcgan": [(1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 8, 8)], "toy_mlp": [(2,)]}
+          "dcgan": [(1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 8, 8)], "toy_mlp": [(2,)],
+          "resnet": [(1, 28, 28), (3, 32, 32)], "progan": [(1, 28, 28), (3, 32, 32)],
+          "stylegan": [(1, 28, 28), (3, 32, 32)]}
 
 
 def test_shape_table_covers_every_model():
@@ -20,7 +22,9 @@ def test_shape_table_covers_every_model():
 @pytest.mark.parametrize("name,shape", [(n, s) for n in SHAPES for s in SHAPES[n]])
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "spectral"])
 def test_shapes_and_gradients(name, shape, norm):
-    cfg = ModelConfig(name=name, z_dim=16, width=8, norm_g=norm, norm_d=norm, dropout_d=0.1)
+    # the residual D takes spectral norm or none; ProGAN and StyleGAN bring their own normalisation
+    norm_d = "spectral" if name == "resnet" and norm in ("batch", "layer") else norm
+    cfg = ModelConfig(name=name, z_dim=16, width=8, norm_g=norm, norm_d=norm_d, dropout_d=0.1)
     g, d = build(cfg, shape)
     z = torch.randn(3, 16, requires_grad=True)
     x = g(z)

@@ -110,11 +110,21 @@ class Generator:
             raise GankitError(f"label must be in 0..{self.n_classes - 1} for this run, got {label}")
         return torch.full((n,), int(label), dtype=torch.long)
 
-    def sample(self, n: int, seed: int = 0, label: int | None = None, batch: int = 500) -> Tensor:
-        """n samples from the seed's latents; `label` asks a conditional G for one class."""
+    def sample(self, n: int, seed: int = 0, label: int | None = None, batch: int = 500,
+               truncation: float | None = None) -> Tensor:
+        """n samples from the seed's latents; `label` asks a conditional G for one class;
+        `truncation` (psi, StyleGAN) pulls each w towards the average w: 1 = off, 0 = the mean image."""
         if n < 1:
             raise GankitError(f"n must be >= 1, got {n}")
-        return self.from_z(self.noise(n, seed), self.labels(n, label), batch)
+        if truncation is None:
+            return self.from_z(self.noise(n, seed), self.labels(n, label), batch)
+        if not hasattr(self.net, "truncation"):
+            raise GankitError(f"truncation needs a style-based generator (model stylegan), not {self.cfg.model.name}")
+        old, self.net.truncation = self.net.truncation, float(truncation)
+        try:
+            return self.from_z(self.noise(n, seed), self.labels(n, label), batch)
+        finally:
+            self.net.truncation = old
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, mode: str = "slerp") -> Tensor:
         """Samples along a path in z between the latents of two seeds (slerp suits Gaussian z)."""

@@ -91,7 +91,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
     from .monitor.images import grid, save_png
 
     g = api.load(a.run, ema=not a.no_ema)
-    x = g.sample(a.n, seed=a.seed, label=a.label)
+    x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation)
     out = Path(a.out)
     info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step)}
     if out.suffix == ".npy":
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, help="class to generate (conditional runs)")
+    s.add_argument("--truncation", type=float, metavar="PSI", help="stylegan truncation: 1 = off, 0 = mean")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.set_defaults(func=cmd_sample)
 

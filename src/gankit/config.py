@@ -53,6 +53,8 @@ class ModelConfig:
     n_classes: int = 0  # classes of a conditional model; 0 = from the data's labels, frozen at start
     attention: int = 0  # SAGAN self-attention block at this feature-map size in G and D (dcgan, resnet); 0 = off
     grow_steps: int = 1000  # progan: steps of the first stage and of each later stage's fade-in and stable phase
+    mapping: int = 4  # stylegan: layers of the mapping network z -> w
+    style_mix: float = 0.9  # stylegan: probability of style mixing regularisation in training
     n_d: int = 1  # GMAN: this many discriminators, each trained on its own loss (Durugkar et al. 2017)
     n_g: int = 1  # a uniform mixture of this many generators (sample i from generator i mod n_g)
 
@@ -295,6 +297,8 @@ def validate(cfg: Config) -> Config:
         )
     positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
                 "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g", "model.grow_steps"]
+    if not 0 <= cfg.model.style_mix <= 1:
+        raise ConfigError(f"model.style_mix must be in [0, 1], got {cfg.model.style_mix}")
     for key in positive:
         sec, k = key.split(".")
         if getattr(getattr(cfg, sec), k) < 1:
@@ -306,7 +310,7 @@ def validate(cfg: Config) -> Config:
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
         "train.unroll", "model.n_classes", "loss.aux_weight", "model.attention", "data.pad", "reg.drift",
-        "loss.gman_lambda",
+        "loss.gman_lambda", "model.mapping",
     ]
     for key in non_negative:
         sec, k = key.split(".")

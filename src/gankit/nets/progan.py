@@ -32,14 +32,16 @@ class EqualizedLinear(nn.Module):
     """Weights drawn N(0, 1) and scaled by He's constant at every forward, so Adam's per-parameter
     step sizes are equal across layers of different fan-in (the paper's equalised learning rate)."""
 
-    def __init__(self, n_in: int, n_out: int, gain: float = math.sqrt(2)) -> None:
+    def __init__(self, n_in: int, n_out: int, gain: float = math.sqrt(2), lr_mul: float = 1.0,
+                 bias_init: float = 0.0) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(n_out, n_in))
-        self.bias = nn.Parameter(torch.zeros(n_out))
-        self.scale = gain / math.sqrt(n_in)
+        # lr_mul < 1 slows this layer's effective learning rate (StyleGAN's mapping net: 0.01)
+        self.weight = nn.Parameter(torch.randn(n_out, n_in) / lr_mul)
+        self.bias = nn.Parameter(torch.full((n_out,), bias_init / lr_mul))
+        self.scale, self.lr_mul = gain / math.sqrt(n_in) * lr_mul, lr_mul
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.scale, self.bias)
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
 
 
 class EqualizedConv2d(nn.Module):

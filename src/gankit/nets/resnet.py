@@ -74,11 +74,18 @@ def build_resnet(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module
         _attend(gl, sizes[i + 1], cfg.attention, w)
     gl += [norm2d(cfg.norm_g, w, cfg.bn_momentum), nn.ReLU(), nn.Conv2d(w, c, 3, 1, 1), nn.Tanh()]
 
+    d = resnet_d(c, sizes, w, cfg.attention)
+    return finish(nn.Sequential(*gl), cfg.init, cfg.norm_g), finish(d, cfg.init, cfg.norm_d)
+
+
+def resnet_d(c: int, sizes: list[int], w: int, attention: int = 0) -> nn.Sequential:
+    """The residual D, from the image size sizes[-1] down to sizes[0]; also StyleGAN-lite's D."""
+    k = len(sizes) - 1
     dl: list[nn.Module] = []
     cin = c
     for i in range(k):
         dl.append(DBlock(cin, w, down=True, first=i == 0))
         cin = w
-        _attend(dl, sizes[k - 1 - i], cfg.attention, w)
+        _attend(dl, sizes[k - 1 - i], attention, w)
     dl += [DBlock(w, w, down=False, first=False), nn.ReLU(), SumPool(), Logit(w)]
-    return finish(nn.Sequential(*gl), cfg.init, cfg.norm_g), finish(nn.Sequential(*dl), cfg.init, cfg.norm_d)
+    return nn.Sequential(*dl)
