@@ -150,3 +150,18 @@ def test_bench_stacked_table(tmp_path, capsys):
     # two steps from a random start cannot cover 1000 modes evenly
     assert 1 <= run["modes"] <= 1000 and run["kl_uniform"] > 0.5
 
+
+
+def test_bench_remedies_one_table_of_variants(tmp_path, capsys):
+    import json
+
+    argv = ["bench", "remedies", "--data", "ring", "--seeds", "1", "--steps", "3", "--only", "vanilla,pacgan,best",
+            "--json", str(tmp_path / "r.json"), "--out", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| vanilla |" in table and "| PacGAN (m=4) |" in table and "| ring_best |" in table
+    assert "unrolled" not in table and "--set model.pack=4" in table
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert [r["recipe"] for r in res["rows"]] == ["toy_ring", "toy_ring", "ring_best"]
+    assert (tmp_path / "runs" / "PacGAN" / "seed0" / "config.yaml").exists()
+    assert main(["bench", "remedies", "--only", "nothing-like-this", "--steps", "1"]) == 2

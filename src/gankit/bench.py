@@ -93,6 +93,49 @@ def stacked(recipe: str | None = None, seeds: int = 10, steps: int | None = None
                        list(overrides), score, "26 000 samples, each channel classified by mnistcnn")
 
 
+# the remedies the seeds name, each on the vanilla toy recipe, then our best recipe for the mixture
+VARIANTS = {
+    "vanilla": ("toy_{data}", []),
+    "unrolled (k=5)": ("toy_{data}", ["train.unroll=5"]),
+    "PacGAN (m=4)": ("toy_{data}", ["model.pack=4"]),
+    "minibatch discrimination": ("toy_{data}", ["model.minibatch=disc"]),
+    "GMAN (3 Ds, mean)": ("toy_{data}", ["model.n_d=3"]),
+    "{data}_best": ("{data}_best", []),
+}
+
+
+def remedies(data: str = "ring", seeds: int = 10, steps: int | None = None, seconds: float | None = None,
+             out: Path | None = None, only: list[str] | None = None) -> dict[str, Any]:
+    """`modes` for each remedy in VARIANTS under the same budget: one side-by-side table."""
+    names = [n for n in VARIANTS if not only or any(o.lower() in n.lower().format(data=data) for o in only)]
+    if not names:
+        raise GankitError(f"--only {','.join(only or [])} matches none of: {', '.join(VARIANTS)}")
+    rows = []
+    for name in names:
+        recipe, sets = VARIANTS[name]
+        sub = Path(out) / name.split(" ")[0].format(data=data) if out else None
+        res = modes(data, recipe.format(data=data), seeds, steps, seconds, sub, sets)
+        rows.append({"variant": name.format(data=data), "recipe": res["recipe"], "set": sets, "runs": res["runs"],
+                     "summary": res["summary"]})
+    return {"kind": "remedies", "data": data, "seeds": seeds, "steps": steps, "seconds": seconds, "rows": rows,
+            "protocol": "PacGAN: 2500 samples, HQ = within 3 std", "published": PUBLISHED[data]}
+
+
+def format_remedies(res: dict[str, Any]) -> str:
+    cols = COLUMNS["modes"]
+    budget = f"{res['seconds']:g} s" if res["seconds"] else f"{res['steps']} steps"
+    lines = [f"{res['data']}: {res['seeds']} seeds, {budget} each ({res['protocol']})",
+             f"| variant | {' | '.join(HEADERS[k] for k in cols)} | command |", "|---" * (len(cols) + 2) + "|"]
+    for r in res["rows"]:
+        s = r["summary"]
+        sets = "".join(f" --set {x}" for x in r["set"])
+        lines.append(f"| {r['variant']} | " + " | ".join(f"{s[k]['mean']:.2f} ± {s[k]['std']:.2f}" for k in cols)
+                     + f" | `gankit bench modes --data {res['data']} --recipe {r['recipe']}{sets}` |")
+    for name, p in res["published"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{p[k]:.2f}" if k in p else "-" for k in cols) + " | published |")
+    return "\n".join(lines)
+
+
 def format_table(res: dict[str, Any]) -> str:
     cols = COLUMNS[res["kind"]]
     lines = [f"{res['data']}: {res['recipe']}, {res['seeds']} seeds ({res['protocol']})",

@@ -137,11 +137,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from . import bench
 
     out = Path(a.out) if a.out else None
-    if a.what == "modes":
-        res = bench.modes(a.data, a.recipe, a.seeds, a.steps, a.seconds, out, a.set)
+    if a.what == "remedies":
+        only = [x.strip() for x in a.only.split(",")] if a.only else None
+        res = bench.remedies(a.data, a.seeds, a.steps, a.seconds, out, only)
+        print(bench.format_remedies(res))
     else:
-        res = bench.stacked(a.recipe, a.seeds, a.steps, a.seconds, out, a.set)
-    print(bench.format_table(res))
+        if a.what == "modes":
+            res = bench.modes(a.data, a.recipe, a.seeds, a.steps, a.seconds, out, a.set)
+        else:
+            res = bench.stacked(a.recipe, a.seeds, a.steps, a.seconds, out, a.set)
+        print(bench.format_table(res))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
     return 0
@@ -207,8 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--inception", metavar="WEIGHTS", help="use InceptionV3 (pool3) from this weights file as extractor")
     e.set_defaults(func=cmd_eval)
 
-    b = sub.add_parser("bench", help="benchmarks over seeds: modes (2-D mode collapse), stacked (stacked MNIST)")
-    b.add_argument("what", choices=["modes", "stacked"])
+    b = sub.add_parser("bench", help="benchmarks over seeds: modes (2-D mode collapse), remedies (modes for "
+                       "each mode-collapse remedy, one table), stacked (stacked MNIST)")
+    b.add_argument("what", choices=["modes", "remedies", "stacked"])
+    b.add_argument("--only", help="remedies: comma-separated variants to run (e.g. vanilla,pacgan,best)")
     b.add_argument("--data", default="ring", choices=["ring", "grid"], help="mixture for `modes`")
     b.add_argument("--recipe", help="recipe to train (default toy_DATA for modes, dcgan_stacked for stacked)")
     b.add_argument("--seeds", type=int, default=10)
