@@ -20,7 +20,8 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("what,expect", [("configs", "dcgan_mnist_fast"), ("models", "dcgan_seed"),
-                                         ("losses", "wgan_gp"), ("datasets", "mnist5k")])
+                                         ("losses", "wgan_gp"), ("datasets", "mnist5k"),
+                                         ("remedies", "--set model.pack=4"), ("models", "stylegan")])
 def test_list(capsys, what, expect):
     assert main(["list", what]) == 0
     assert expect in capsys.readouterr().out

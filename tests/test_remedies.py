@@ -8,7 +8,7 @@ from torch import nn
 
 from gankit.errors import ConfigError
 from gankit.nets import build
-from gankit.nets.remedies import Augmented, MinibatchDiscrimination, MinibatchStd, Packed, diff_augment
+from gankit.nets.remedies import REMEDIES, Augmented, MinibatchDiscrimination, MinibatchStd, Packed, diff_augment
 from gankit.training.loop import fit, prepare
 from gankit.training.state import new_state
 from gankit.training.step import train_step, unrolled_d
@@ -154,3 +154,12 @@ def test_a_pacgan_d_step_scores_real_and_fake_packs_apart(tiny):
     with torch.no_grad():
         want = d0(data.x[idx]).mean().item()
     assert float(out.stats["d_real"]) == pytest.approx(want, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", list(REMEDIES))
+def test_every_listed_remedy_builds_on_a_recipe(tiny, name):
+    recipe = "toy_ring" if name in ("pacgan", "minibatch_disc", "unrolled", "gman", "mixture_g") else "dcgan_mnist_fast"
+    cfg, data = prepare(tiny(recipe, *REMEDIES[name][0].split()))
+    assert cfg.to_dict() != prepare(tiny(recipe))[0].to_dict()  # the listed setting is not a no-op
+    st = new_state(cfg, data.shape, len(data))
+    assert torch.isfinite(train_step(st, data.x, labels=data.y if cfg.model.cond != "none" else None).g_loss)

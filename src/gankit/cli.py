@@ -165,6 +165,11 @@ def cmd_list(a: argparse.Namespace) -> int:
             first = (config.recipe_dir() / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
             mark = " (default)" if name == config.DEFAULT_RECIPE else ""
             print(f"{name:22s} {first}{mark}")
+    elif what == "remedies":
+        from .nets.remedies import REMEDIES
+
+        for name, (sets, doc) in REMEDIES.items():
+            print(f"{name:16s} {'--set ' + ' --set '.join(sets.split()):56s} {doc}")
     else:
         reg = {"models": models, "losses": losses, "datasets": datasets, "metrics": metrics}[what]
         for name in reg:
@@ -226,8 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="also write the full result as JSON")
     b.set_defaults(func=cmd_bench)
 
-    ls = sub.add_parser("list", help="list recipes, models, losses, datasets or metrics")
-    ls.add_argument("what", choices=["configs", "models", "losses", "datasets", "metrics"])
+    ls = sub.add_parser("list", help="list recipes, models, losses, datasets, metrics or remedies")
+    ls.add_argument("what", choices=["configs", "models", "losses", "datasets", "metrics", "remedies"])
     ls.set_defaults(func=cmd_list)
     return p
 

@@ -19,6 +19,21 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .layers import Logit
 
+# Every mode-collapse remedy and variant switch, with the config keys that turn it on (`gankit list
+# remedies`; a test applies each setting to a real recipe, so the keys cannot go stale).
+REMEDIES = {
+    "pacgan": ("model.pack=4", "PacGAN: D judges packs of m samples (Lin et al. 2018)"),
+    "minibatch_disc": ("model.minibatch=disc", "minibatch discrimination (Salimans et al. 2016)"),
+    "minibatch_std": ("model.minibatch=stddev", "minibatch standard-deviation feature (Karras et al. 2018)"),
+    "unrolled": ("train.unroll=5", "unrolled GAN: G sees D after k differentiable steps (Metz et al. 2017)"),
+    "gman": ("model.n_d=3 loss.gman_lambda=1", "several discriminators, GMAN soft-max mean (Durugkar et al. 2017)"),
+    "mixture_g": ("model.n_g=4", "a uniform mixture of generators"),
+    "diffaugment": ("reg.diffaug=color,translation,cutout", "DiffAugment for small data (Zhao et al. 2020)"),
+    "conditional": ("model.cond=projection model.cond_g=cbn", "class-conditional G and D (also concat, acgan)"),
+    "self_attention": ("model.attention=14", "SAGAN self-attention block in dcgan/resnet (Zhang et al. 2019)"),
+    "spectral_norm": ("model.norm_d=spectral", "spectral normalisation of D (Miyato et al. 2018)"),
+}
+
 
 class Packed(nn.Module):
     """PacGAN: (B, C, ...) -> (B/m, m*C, ...) before D, so D gives one logit per pack of m."""
