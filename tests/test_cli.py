@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from gankit.cli import main
+from gankit.config import recipe_names
 
 FAST = ["--set", "model.width=8", "--set", "train.tensorboard=false", "--set", "data.n=200", "--batch", "8", "-q"]
 
@@ -25,6 +26,12 @@ def run_dir(tmp_path_factory):
 def test_list(capsys, what, expect):
     assert main(["list", what]) == 0
     assert expect in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe", recipe_names())
+def test_every_recipe_dry_runs(capsys, recipe):
+    assert main(["train", recipe, "--dry-run"]) == 0
+    assert "GFLOP per training step" in capsys.readouterr().out
 
 
 def test_dry_run_prints_config_and_sizes(capsys):
