@@ -11,6 +11,7 @@ from torch import Tensor
 from . import config as config_mod
 from .errors import GankitError
 from .nets import build as build_nets
+from .nets.conditional import default_labels
 from .training.loop import Callback, RunResult, fit
 from .training.loop import resume as resume_run
 from .training.state import model_hash, read_checkpoint
@@ -90,8 +91,8 @@ class Generator:
     @torch.no_grad()
     def from_z(self, z: Tensor, labels: Tensor | None = None, batch: int = 500) -> Tensor:
         """G(z), with class `labels` for a conditional G (None: row i gets class i mod K)."""
-        if labels is None and self.conditional:
-            labels = torch.arange(len(z)) % self.n_classes
+        if labels is None:
+            labels = self.labels(len(z))
         parts = [z[i: i + batch] for i in range(0, len(z), batch)]
         if labels is None:
             return torch.cat([self.net(p) for p in parts]).float()
@@ -105,7 +106,7 @@ class Generator:
         if not self.conditional:
             return None
         if label is None:
-            return torch.arange(n) % self.n_classes
+            return default_labels(n, self.n_classes)
         if not 0 <= label < self.n_classes:
             raise GankitError(f"label must be in 0..{self.n_classes - 1} for this run, got {label}")
         return torch.full((n,), int(label), dtype=torch.long)

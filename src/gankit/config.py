@@ -297,8 +297,6 @@ def validate(cfg: Config) -> Config:
         )
     positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
                 "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g", "model.grow_steps"]
-    if not 0 <= cfg.model.style_mix <= 1:
-        raise ConfigError(f"model.style_mix must be in [0, 1], got {cfg.model.style_mix}")
     for key in positive:
         sec, k = key.split(".")
         if getattr(getattr(cfg, sec), k) < 1:
@@ -328,6 +326,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("optim.beta1 and optim.beta2 must be in [0, 1)")
     if not 0 <= cfg.train.ema_beta < 1:
         raise ConfigError(f"train.ema_beta must be in [0, 1), got {cfg.train.ema_beta}")
+    if not 0 <= cfg.model.style_mix <= 1:
+        raise ConfigError(f"model.style_mix must be in [0, 1], got {cfg.model.style_mix}")
     if not 0 <= cfg.model.dropout_d < 1:
         raise ConfigError(f"model.dropout_d must be in [0, 1), got {cfg.model.dropout_d}")
     if not 0 < cfg.loss.real_label <= 1:

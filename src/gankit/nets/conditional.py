@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ConfigError
+from .layers import replace_module
 
 
 def default_labels(n: int, k: int, device: torch.device | None = None) -> Tensor:
@@ -71,10 +72,8 @@ class ConditionalG(nn.Module):
         if mode == "cbn":
             for name, m in list(g.named_modules()):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    parent = g.get_submodule(name.rsplit(".", 1)[0]) if "." in name else g
-                    new = ConditionalBatchNorm(m, k)
-                    setattr(parent, name.rsplit(".", 1)[-1], new)
-                    self.cbn.append(new)
+                    self.cbn.append(ConditionalBatchNorm(m, k))
+                    replace_module(g, name, self.cbn[-1])
             if not self.cbn:
                 raise ConfigError("model.cond_g=cbn needs a generator with BatchNorm (model.norm_g=batch)")
 
@@ -96,7 +95,6 @@ class ConditionalD(nn.Module):
     def __init__(self, d: nn.Module, k: int, mode: str, shape: tuple[int, ...], spectral: bool) -> None:
         super().__init__()
         self.d, self.n_classes, self.mode = d, k, mode
-        self.aux = mode == "acgan"
         if mode == "concat":
             return
         if not (isinstance(d, nn.Sequential) and len(d) > 1):

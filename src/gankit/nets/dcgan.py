@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
-from .layers import Logit, Reshape, SelfAttention, activation, finish, norm1d, norm2d
+from .layers import Logit, Reshape, activation, attention_at, check_attention, finish, norm1d, norm2d
 from .registry import image_shape, models
 
 
@@ -58,11 +58,10 @@ def build_dcgan(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]
     m, slope, w = cfg.bn_momentum, cfg.leaky_slope, cfg.width
     chans = [w * 2 ** (k - 1 - i) for i in range(k)]  # e.g. 28px, w=64: [128, 64]
     sizes = [s0 * 2**i for i in range(k)]  # feature-map sizes inside the nets (not the image's)
-    if cfg.attention and cfg.attention not in sizes:
-        raise ConfigError(f"model.attention={cfg.attention} is not a feature-map size of this net ({sizes})")
+    check_attention(cfg.attention, sizes)
 
-    def attend(size: int, ch: int) -> list[nn.Module]:  # SAGAN block at the chosen size
-        return [SelfAttention(ch)] if size == cfg.attention else []
+    def attend(size: int, ch: int) -> list[nn.Module]:
+        return attention_at(cfg.attention, size, ch)
 
     gl: list[nn.Module] = [nn.Linear(cfg.z_dim, chans[0] * s0 * s0, bias=cfg.norm_g != "batch"),
                            norm1d(cfg.norm_g, chans[0] * s0 * s0, m), activation(cfg.act_g, slope),

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .conditional import default_labels
+
 
 class MultiD(nn.Module):
     def __init__(self, ds: list[nn.Module]) -> None:
@@ -32,7 +34,7 @@ class MixtureG(nn.Module):
     def forward(self, z: Tensor, *label: Tensor) -> Tensor:
         k = len(self.gs)
         if self.n_classes and not label:  # the same balanced class sweep a single conditional G uses
-            label = (torch.arange(len(z), device=z.device) % self.n_classes,)
+            label = (default_labels(len(z), self.n_classes, z.device),)
         parts = [g(z[i::k], *(y[i::k] for y in label)) for i, g in enumerate(self.gs) if len(z[i::k])]
         out = z.new_empty(len(z), *parts[0].shape[1:])
         for i, p in enumerate(parts):

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..errors import ConfigError
+
 
 def activation(name: str, slope: float = 0.2) -> nn.Module:
     if name == "relu":
@@ -56,14 +58,19 @@ def init_weights(net: nn.Module, scheme: str) -> None:
             nn.init.zeros_(m.bias)
 
 
+def replace_module(net: nn.Module, name: str, new: nn.Module) -> None:
+    """Put `new` where the submodule called `name` (dotted, as named_modules gives it) was."""
+    parent, _, leaf = name.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, leaf, new)
+
+
 def finish(net: nn.Module, init: str, norm: str) -> nn.Module:
     """Initialise, then wrap every weight layer with spectral norm when norm == 'spectral'."""
     init_weights(net, init)
     if norm == "spectral":
         for name, m in list(net.named_modules()):
             if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                parent = net.get_submodule(name.rsplit(".", 1)[0]) if "." in name else net
-                setattr(parent, name.rsplit(".", 1)[-1], spectral_norm(m))
+                replace_module(net, name, spectral_norm(m))
     return net
 
 
@@ -111,6 +118,16 @@ class SelfAttention(nn.Module):
         attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, N, N): row i = where position i looks
         out = (v @ attn.transpose(1, 2)).view(b, -1, hh, ww)
         return x + self.gamma * self.o(out)
+
+
+def attention_at(want: int, size: int, ch: int) -> list[nn.Module]:
+    """[a SAGAN block] at the feature-map size model.attention chose, else []."""
+    return [SelfAttention(ch)] if want and size == want else []
+
+
+def check_attention(want: int, sizes: list[int]) -> None:
+    if want and want not in sizes:
+        raise ConfigError(f"model.attention={want} is not a feature-map size of this net ({sizes})")
 
 
 class SumPool(nn.Module):

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .dcgan import _levels
 from .registry import image_shape, models
+from .remedies import MinibatchStd
 
 
 class EqualizedLinear(nn.Module):
@@ -60,17 +61,6 @@ class PixelNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
-
-
-class MinibatchStdMap(nn.Module):
-    """ProGAN's minibatch stddev: the mean over features and pixels of the per-feature std over
-    the batch, appended as one constant feature map (a whole-batch group; the paper uses groups of 4)."""
-
-    mixes_batch = True
-
-    def forward(self, x: Tensor) -> Tensor:
-        std = x.var(0, unbiased=False).add(1e-8).sqrt().mean()
-        return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
 def progress_at(step: int, stages: int, grow_steps: int) -> float:
@@ -133,7 +123,7 @@ class ProDiscriminator(_Growing):
         self.from_rgb = nn.ModuleList([nn.Sequential(EqualizedConv2d(c, ch, 1), nn.LeakyReLU(0.2)) for ch in chans])
         # blocks[i] takes stage i's resolution down to stage i-1's; blocks[0] is the final one
         self.blocks = nn.ModuleList([nn.Sequential(
-            MinibatchStdMap(), *_conv_act(chans[0] + 1, chans[0], 3, False), nn.Flatten(),
+            MinibatchStd(), *_conv_act(chans[0] + 1, chans[0], 3, False), nn.Flatten(),
             EqualizedLinear(chans[0] * s0 * s0, chans[0]), nn.LeakyReLU(0.2), EqualizedLinear(chans[0], 1, gain=1.0))])
         for cin, cout in zip(chans[:-1], chans[1:], strict=True):
             self.blocks.append(nn.Sequential(*_conv_act(cout, cout, 3, False), *_conv_act(cout, cin, 3, False),

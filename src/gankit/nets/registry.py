@@ -63,6 +63,8 @@ def flops_per_example(g: nn.Module, d: nn.Module) -> dict[str, float]:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    from .conditional import default_labels
+
     was = g.training, d.training
     g.eval(), d.eval()
     try:
@@ -74,7 +76,7 @@ def flops_per_example(g: nn.Module, d: nn.Module) -> dict[str, float]:
             fg = fc.get_total_flops() / n
             k = getattr(g, "n_classes", 0)  # a conditional D also takes labels
             with FlopCounterMode(display=False) as fc:
-                d(x, torch.arange(n) % k) if k else d(x)
+                d(x, default_labels(n, k)) if k else d(x)
             fd = fc.get_total_flops() / n
     finally:
         g.train(was[0]), d.train(was[1])

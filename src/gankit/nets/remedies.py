@@ -73,14 +73,15 @@ class MinibatchDiscrimination(nn.Module):
 
 class MinibatchStd(nn.Module):
     """Karras et al. 2018 (ProGAN): one extra feature, the mean over features of their std over the
-    batch. A collapsed G's batch has a small std, and D sees it. (ProGAN appends it as a constant
-    feature map; before a linear layer that is the same as appending one scalar.)"""
+    batch. A collapsed G's batch has a small std, and D sees it. On (B, F) features it is one more
+    feature; on (B, C, H, W) maps, one more constant map, as ProGAN appends it (over the whole batch;
+    the paper uses groups of 4)."""
 
     mixes_batch = True
 
     def forward(self, f: Tensor) -> Tensor:
         std = f.var(0, unbiased=False).add(1e-8).sqrt().mean()  # +1e-8: finite gradient at std 0
-        return torch.cat([f, std.expand(f.shape[0], 1)], dim=1)
+        return torch.cat([f, std.expand(f.shape[0], 1, *f.shape[2:])], dim=1)
 
 
 def with_minibatch_layer(d: nn.Module, kind: str, kernels: int = 50, dim: int = 5) -> nn.Module:

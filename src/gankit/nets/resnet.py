@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .dcgan import _levels
-from .layers import Logit, Reshape, SelfAttention, SumPool, finish, norm2d
+from .layers import Logit, Reshape, SumPool, attention_at, check_attention, finish, norm2d
 from .registry import image_shape, models
 
 
@@ -52,26 +52,18 @@ class DBlock(nn.Module):
         return h + s
 
 
-def _attend(layers: list[nn.Module], res: int, want: int, c: int) -> None:
-    if want and res == want:
-        layers.append(SelfAttention(c))
-
-
 @models.register("resnet", "SNGAN-style ResNet G and D for sizes s0*2^k; optional SAGAN self-attention")
 def build_resnet(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     c, s = image_shape(shape, "resnet")
     s0, k = _levels(s)
     sizes = [s0 * 2**i for i in range(k + 1)]
-    if cfg.attention and cfg.attention not in sizes:
-        raise ConfigError(f"model.attention={cfg.attention} is not a feature-map size of this net ({sizes})")
+    check_attention(cfg.attention, sizes)
     if cfg.norm_d not in ("none", "spectral"):
         raise ConfigError(f"the resnet D takes model.norm_d=spectral or none, not {cfg.norm_d}")
     w = cfg.width
-    gl: list[nn.Module] = [nn.Linear(cfg.z_dim, w * s0 * s0), Reshape(w, s0, s0)]
-    _attend(gl, s0, cfg.attention, w)
+    gl: list[nn.Module] = [nn.Linear(cfg.z_dim, w * s0 * s0), Reshape(w, s0, s0), *attention_at(cfg.attention, s0, w)]
     for i in range(k):
-        gl.append(GBlock(w, w, cfg.norm_g, cfg.bn_momentum))
-        _attend(gl, sizes[i + 1], cfg.attention, w)
+        gl += [GBlock(w, w, cfg.norm_g, cfg.bn_momentum), *attention_at(cfg.attention, sizes[i + 1], w)]
     gl += [norm2d(cfg.norm_g, w, cfg.bn_momentum), nn.ReLU(), nn.Conv2d(w, c, 3, 1, 1), nn.Tanh()]
 
     d = resnet_d(c, sizes, w, cfg.attention)
@@ -84,8 +76,7 @@ def resnet_d(c: int, sizes: list[int], w: int, attention: int = 0) -> nn.Sequent
     dl: list[nn.Module] = []
     cin = c
     for i in range(k):
-        dl.append(DBlock(cin, w, down=True, first=i == 0))
+        dl += [DBlock(cin, w, down=True, first=i == 0), *attention_at(attention, sizes[k - 1 - i], w)]
         cin = w
-        _attend(dl, sizes[k - 1 - i], attention, w)
     dl += [DBlock(w, w, down=False, first=False), nn.ReLU(), SumPool(), Logit(w)]
     return nn.Sequential(*dl)
