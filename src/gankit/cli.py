@@ -137,7 +137,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from . import bench
 
     out = Path(a.out) if a.out else None
-    if a.what == "remedies":
+    if a.what == "speed":
+        from . import bench_speed
+
+        recipes = [r.strip() for r in a.recipes.split(",")] if a.recipes else None
+        res = bench_speed.run(recipes, a.batch, a.windows, a.steps or 0, a.set, a.compile)
+        print(bench_speed.format_speed(res))
+    elif a.what == "remedies":
         only = [x.strip() for x in a.only.split(",")] if a.only else None
         res = bench.remedies(a.data, a.seeds, a.steps, a.seconds, out, only)
         print(bench.format_remedies(res))
@@ -218,13 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="benchmarks over seeds: modes (2-D mode collapse), remedies (modes for "
-                       "each mode-collapse remedy, one table), stacked (stacked MNIST)")
-    b.add_argument("what", choices=["modes", "remedies", "stacked"])
+                       "each mode-collapse remedy, one table), stacked (stacked MNIST); speed (images/s against "
+                       "a plain reference step and the machine's measured GFLOP/s)")
+    b.add_argument("what", choices=["modes", "remedies", "stacked", "speed"])
+    b.add_argument("--recipes", help="speed: comma-separated recipes (default: dcgan_mnist,mlp_mnist,wgan_gp_mnist,"
+                   "sngan_mnist)")
+    b.add_argument("--batch", type=int, default=64, help="speed: batch size")
+    b.add_argument("--windows", type=int, default=7, help="speed: timed windows per step (median reported)")
+    b.add_argument("--compile", action="store_true", help="speed: also time train.compile=true (and its compile time)")
     b.add_argument("--only", help="remedies: comma-separated variants to run (e.g. vanilla,pacgan,best)")
     b.add_argument("--data", default="ring", choices=["ring", "grid"], help="mixture for `modes`")
     b.add_argument("--recipe", help="recipe to train (default toy_DATA for modes, dcgan_stacked for stacked)")
     b.add_argument("--seeds", type=int, default=10)
-    b.add_argument("--steps", type=int)
+    b.add_argument("--steps", type=int, help="training steps per seed (speed: steps per timed window)")
     b.add_argument("--seconds", type=float, help="training budget per seed")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--out", help="keep the runs here (default: a temporary folder)")

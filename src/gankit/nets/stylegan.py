@@ -115,7 +115,7 @@ class StyleGenerator(nn.Module):
         w = self.mapping(z)
         if self.training:
             with torch.no_grad():  # the running mean of w, the truncation trick's centre
-                self.w_avg.lerp_(w.detach().mean(0), 1.0 - self.w_avg_beta)
+                self.w_avg.lerp_(w.detach().mean(0).to(self.w_avg.dtype), 1.0 - self.w_avg_beta)
             if self.style_mix > 0:
                 w2 = self.mapping(torch.randn_like(z))
                 mixed = torch.rand(len(z), device=z.device) < self.style_mix

@@ -23,15 +23,19 @@ from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
 from .evalhook import periodic_eval
+from . import speed
 from .state import TrainState, model_hash, new_state, save_atomic, state_from_checkpoint
 from .step import StepOutput, train_step
 
 log = logging.getLogger("gankit")
 
 # keys a resumed run may change; anything else would make it a different run
+# (device, precision and layout may change too, e.g. to continue a GPU run on a laptop; with a
+# different precision the continuation is no longer bit-identical to an uninterrupted run)
 RESUMABLE = {"train.steps", "train.seconds", "train.log_every", "train.sample_every", "train.ckpt_every",
              "train.keep_every", "train.threads", "train.tensorboard", "train.grid_n", "train.collapse_ratio",
-             "train.collapse_after", "train.eval_every", "train.eval_n"}
+             "train.collapse_after", "train.eval_every", "train.eval_n", "train.device", "train.precision",
+             "train.channels_last", "train.compile"}
 
 
 class Callback:
@@ -84,10 +88,11 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
         raise ConfigError(f"{out} already holds a run; resume it with --resume {out} or choose another --out")
     cfg, data = prepare(cfg)
     _threads(cfg)
+    tuned = speed.autotune(cfg, data.x, data.y if cfg.model.cond != "none" else None)
     state = new_state(cfg, data.shape, len(data))
     out.mkdir(parents=True, exist_ok=True)
     config_mod.save(cfg, out / "config.yaml")
-    return _run(state, data, out, callbacks, event="start")
+    return _run(state, data, out, callbacks, event="start", extra={"autotune": tuned})
 
 
 def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] | tuple = ()) -> RunResult:
@@ -101,8 +106,7 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
         if key not in RESUMABLE:
             raise ConfigError(f"cannot change {key} when resuming (it would not be the same run); "
                               f"allowed: {', '.join(sorted(RESUMABLE))}")
-    state = state_from_checkpoint(ck)
-    config_mod.apply_overrides(state.cfg, list(overrides))
+    state = state_from_checkpoint(ck, overrides=list(overrides))
     cfg, data = prepare(state.cfg)
     state.cfg = cfg
     if len(data) != state.sampler.n:
@@ -139,22 +143,25 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str) -> RunResult:
+def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
+         extra: dict[str, Any] | None = None) -> RunResult:
     cfg, t = state.cfg, state.cfg.train
     runlog = RunLog(out, t.tensorboard)
-    x = data.x
-    labels = data.y if cfg.model.cond != "none" else None
+    x = speed.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
+    labels = data.y.to(state.device) if cfg.model.cond != "none" else None
     fixed_z = torch.randn(t.grid_n, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
     info = {"event": event, "step": state.step, "steps": t.steps, "recipe": cfg.recipe, "data": cfg.data.source,
             "shape": list(data.shape), "n_data": len(data), "threads": torch.get_num_threads(),
-            "model_hash": model_hash(cfg, state.shape), "cpu": torch.backends.cpu.get_cpu_capability()}
+            "model_hash": model_hash(cfg, state.shape), "cpu": torch.backends.cpu.get_cpu_capability(),
+            "device": t.device, "precision": t.precision, "channels_last": t.channels_last,
+            "optimizer": cfg.optim.impl, "compile": t.compile, **(extra or {})}
     runlog.write(info)
     for cb in callbacks:
         cb.on_start(state, info)
     status, start, t0, window_steps = "done", None, time.perf_counter(), 0
     nonfinite = torch.zeros((), dtype=torch.bool)
     # a fixed random real batch as the diversity reference (data may be sorted by class)
-    real_ref = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: t.batch]]
+    real_ref = data.x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: t.batch]]
     collapse = health.CollapseMonitor(real_ref, t.collapse_ratio, t.collapse_after)
     last_good = state.step
     res: StepOutput | None = None
@@ -231,7 +238,7 @@ def _log_row(state: TrainState, res: StepOutput, ips: float, elapsed: float,
     row["images_per_s"] = round(ips, 1)
     row["elapsed_s"] = round(elapsed, 2)
     if res.fake is not None:
-        ratio, collapsed, msg = collapse.check(res.fake, state.step)
+        ratio, collapsed, msg = collapse.check(res.fake.float().cpu(), state.step)
         row["diversity"] = round(ratio, 4)
         row["collapsed"] = collapsed
         if msg:  # said once per episode; the ratio is logged every row

@@ -7,6 +7,7 @@ cursor and the resolved config; `--resume` from it continues bit-identically.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 from dataclasses import dataclass, field
@@ -23,9 +24,11 @@ from ..errors import CheckpointError, ConfigError
 from ..losses import LossSpec, losses
 from ..nets import build as build_nets
 from ..nets.remedies import Augmented
+from . import speed
 from .ema import make_ema
 
 FORMAT = 1
+log = logging.getLogger("gankit")
 
 
 class Sampler:
@@ -75,13 +78,25 @@ class TrainState:
     d_steps: int = 0  # discriminator steps done (lazy R1 counts these)
     meta: dict[str, Any] = field(default_factory=dict)
     growing: list[nn.Module] = field(default_factory=list)  # modules that follow the step (ProGAN's stages)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    scaler_g: torch.amp.GradScaler | None = None  # fp16 loss scaling (None otherwise)
+    scaler_d: torch.amp.GradScaler | None = None
+    # the modules the step calls: G and D themselves, or their DistributedDataParallel wrappers
+    g_run: nn.Module | None = None
+    d_run: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        self.g_run = self.g_run or self.g
+        self.d_run = self.d_run or self.d
+        self.d_params = list(self.d.parameters())  # toggled every step; a module walk costs ~7 % of a toy step
 
     def sample_z(self, n: int) -> Tensor:
-        return torch.randn(n, self.cfg.model.z_dim, generator=self.noise)
+        # drawn on the CPU whatever the device: one RNG stream, so runs agree across devices and resume
+        return torch.randn(n, self.cfg.model.z_dim, generator=self.noise).to(self.device, non_blocking=True)
 
     def sample_y(self, n: int) -> Tensor:
         """Uniform class labels for fakes of a conditional model, from the same generator as z."""
-        return torch.randint(self.cfg.model.n_classes, (n,), generator=self.noise)
+        return torch.randint(self.cfg.model.n_classes, (n,), generator=self.noise).to(self.device, non_blocking=True)
 
     @property
     def acgan(self) -> bool:
@@ -91,12 +106,12 @@ class TrainState:
     def generate(self, z: Tensor, batch: int = 500) -> Tensor:
         """Samples for looking and scoring: the EMA G if there is one, in eval mode (BatchNorm uses
         running statistics and is not updated), without touching any training RNG. A conditional
-        G sweeps the classes (row i gets class i mod K)."""
+        G sweeps the classes (row i gets class i mod K). Returned on the CPU in fp32."""
         g = self.g_ema if self.g_ema is not None else self.g
         was = g.training
         g.eval()
         try:
-            return torch.cat([g(z[i: i + batch]) for i in range(0, len(z), batch)])
+            return torch.cat([g(z[i: i + batch].to(self.device)).float().cpu() for i in range(0, len(z), batch)])
         finally:
             g.train(was)
 
@@ -117,6 +132,7 @@ class TrainState:
             "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict() if self.sched_g else None,
             "sched_d": self.sched_d.state_dict() if self.sched_d else None,
+            "scalers": [sc.state_dict() for sc in (self.scaler_g, self.scaler_d)] if self.scaler_g else None,
             "sampler": self.sampler.state_dict(),
             "rng": {
                 "noise": self.noise.get_state(),
@@ -138,6 +154,9 @@ class TrainState:
         if self.sched_g and ck["sched_g"]:
             self.sched_g.load_state_dict(ck["sched_g"])
             self.sched_d.load_state_dict(ck["sched_d"])  # type: ignore[union-attr]
+        if self.scaler_g is not None and ck.get("scalers"):
+            self.scaler_g.load_state_dict(ck["scalers"][0])
+            self.scaler_d.load_state_dict(ck["scalers"][1])  # type: ignore[union-attr]
         self.sampler.load_state_dict(ck["sampler"])
         rng = ck["rng"]
         self.noise.set_state(rng["noise"])
@@ -200,11 +219,17 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
         g, d = build_nets(cfg.model, shape)
     except ValueError as e:
         raise ConfigError(f"model {cfg.model.name}: {e}") from None
+    t = cfg.train
+    _concrete(cfg)  # fit() times candidates first (speed.autotune); here "auto" gets the untimed safe choice
+    device = speed.device_of(t.device)
+    for net in (g, d):
+        speed.apply_layout(net.to(device), t.channels_last)
     o = cfg.optim
+    impl = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[o.impl]
     # L2 penalty on D's weights through the optimiser (the course's "penalise D weights")
-    opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2), eps=o.eps)
+    opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2), eps=o.eps, **impl)
     opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2), eps=o.eps,
-                             weight_decay=o.weight_decay_d)
+                             weight_decay=o.weight_decay_d, **impl)
     # real and fake may share one D forward unless D has BatchNorm, whose batch statistics
     # would then mix real and fake examples: that would change the algorithm, not just its speed
     # (minibatch discrimination / std layers mix the batch in the same way)
@@ -216,9 +241,13 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
                           for m in d.modules())
     if cfg.train.batch > n_data:
         raise ConfigError(f"train.batch={cfg.train.batch} is larger than the dataset ({n_data} examples)")
+    g_ema = make_ema(g) if cfg.train.ema_beta > 0 else None
+    if t.compile:
+        speed.compile_nets(g, d, cfg)
     return TrainState(
         cfg=cfg, shape=tuple(shape), g=g, d=d,
-        g_ema=make_ema(g) if cfg.train.ema_beta > 0 else None,
+        g_ema=g_ema, device=device,
+        scaler_g=speed.grad_scaler(device, t.precision), scaler_d=speed.grad_scaler(device, t.precision),
         opt_g=opt_g, opt_d=opt_d, sched_g=_scheduler(opt_g, cfg), sched_d=_scheduler(opt_d, cfg),
         sampler=Sampler(n_data, seed), noise=torch.Generator().manual_seed(seed + 1),
         loss=losses.get(cfg.loss.name),
@@ -239,15 +268,36 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return ck
 
 
-def state_from_checkpoint(path: Path, n_data: int | None = None) -> TrainState:
+def state_from_checkpoint(path: Path, n_data: int | None = None, overrides: list[str] = ()) -> TrainState:
+    """Rebuild a run's state from a checkpoint, with `overrides` (section.key=value) applied first."""
     ck = read_checkpoint(path)
     cfg = config_mod.from_dict(ck["config"])
+    config_mod.apply_overrides(cfg, list(overrides))
     shape = tuple(ck["shape"])
     if model_hash(cfg, shape) != ck.get("model_hash"):
         raise CheckpointError(f"{path}: its config does not describe the model it holds")
+    _portable(cfg, path)
     state = new_state(cfg, shape, n_data if n_data is not None else ck["sampler"]["n"])
     state.load_state_dict(ck, path)
     return state
+
+
+def _portable(cfg: Config, path: Path) -> None:
+    """A checkpoint opens on any machine: a CUDA run continues on the CPU when there is no GPU.
+    Resuming never re-times candidates; "auto" here means a run saved before these settings
+    existed, which trained in fp32 with the default layout."""
+    t = cfg.train
+    if t.device.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("%s was trained on %s; this machine has none, so it continues on the CPU", path, t.device)
+        t.device = "cpu"
+    _concrete(cfg)
+
+
+def _concrete(cfg: Config) -> None:
+    t = cfg.train
+    t.device = str(speed.device_of(t.device))
+    t.precision = "fp32" if t.precision == "auto" else t.precision
+    t.channels_last = "off" if t.channels_last == "auto" else t.channels_last
 
 
 def save_atomic(obj: Any, path: Path) -> None:

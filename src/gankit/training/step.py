@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .. import regularizers as R
 from ..losses import bce_fake, bce_real
 from .ema import ema_beta, update_ema
+from . import speed
 from .state import TrainState
 
 
@@ -34,7 +35,13 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
     judges each image together with its label.
 
     With stats=True the output also carries gradient norms (costly, so only at log steps).
+    Runs under the run's autocast precision (train.precision); logits and losses stay fp32.
     """
+    with speed.autocast(s.device, s.cfg.train.precision):
+        return _train_step(s, data, stats, labels)
+
+
+def _train_step(s: TrainState, data: Tensor, stats: bool, labels: Tensor | None) -> StepOutput:
     t, reg = s.cfg.train, s.cfg.reg
     out: dict[str, Tensor] = {}
     for m in s.growing:  # nets that change with training progress (ProGAN's stages) follow the step
@@ -47,7 +54,7 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
         z = s.sample_z(t.batch)
         reuse = i == t.n_critic - 1 and not t.g_fresh_z  # G step reuses the last fakes (+29 % cheaper)
         with torch.set_grad_enabled(reuse):
-            fake = _g(s.g, z, y)
+            fake = _g(s.g_run, z, y)
         d_loss = d_step(s, real, fake.detach(), y, out, stats)
 
     # --- generator ---------------------------------------------------------------------------
@@ -55,10 +62,11 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
     if not reuse:
         n = t.g_batch or t.batch
         y_fake = s.sample_y(n) if labels is not None else None
-        fake = _g(s.g, s.sample_z(n), y_fake)
-    # the D that G's loss sees: D itself, or D after t.unroll differentiable steps (unrolled GAN)
+        fake = _g(s.g_run, s.sample_z(n), y_fake)
+    # the D that G's loss sees: D itself, or D after t.unroll differentiable steps (unrolled GAN).
+    # Never D's DistributedDataParallel wrapper: D gets no gradients here, so nothing to sync.
     d_for_g = unrolled_d(s, data, labels, t.unroll) if t.unroll else s.d
-    s.d.requires_grad_(False)  # no D parameter gradients in the G step
+    _requires_grad(s.d_params, False)  # no D parameter gradients in the G step: a third of D's backward
     noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
     real_logits = None
     if s.loss.g_needs_real:
@@ -68,11 +76,8 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
     g_loss = _g_loss(s, fake_logits, real_logits)
     if fake_cls is not None:  # ACGAN: G also wants its fakes classified as the class it was asked for
         g_loss = g_loss + s.cfg.loss.aux_weight * F.cross_entropy(fake_cls, y_fake)
-    s.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    s.d.requires_grad_(True)
-    out["grad_norm_g"] = _clip_or_norm(s.g, s.cfg.optim.grad_clip, stats)
-    s.opt_g.step()
+    out["grad_norm_g"] = _backward_step(g_loss, s.opt_g, s.g, s.scaler_g, s.cfg.optim.grad_clip, stats)
+    _requires_grad(s.d_params, True)
     for sched in (s.sched_g, s.sched_d):
         if sched is not None:
             sched.step()
@@ -95,15 +100,15 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor, y: Tensor | None, out: dic
 
     if t.d_update == "split":
         # Keras tutorial style: two optimiser steps per D update, one on reals, one on fakes
-        real_logits = s.d(real)
+        real_logits = s.d_run(real).float()
         loss_real = bce_real(real_logits, s.cfg.loss.real_label)
         _d_backward(s, loss_real + _r1(real_logits, real, reg, lazy_r1, out), out, stats)
-        fake_logits = s.d(fake)
+        fake_logits = s.d_run(fake).float()
         loss_fake = bce_fake(fake_logits)
         _d_backward(s, loss_fake, out, stats)
         loss = 0.5 * (loss_real + loss_fake)
     else:
-        (real_logits, fake_logits), cls = _d_forward(s.d, real, fake, y, s.acgan)
+        (real_logits, fake_logits), cls = _d_forward(s.d_run, real, fake, y, s.acgan, s.d.concat_ok)
         kw = {"real_label": s.cfg.loss.real_label} if s.loss.label_smoothing else {}
         loss = _d_loss(s, real_logits, fake_logits, kw)
         total = loss + _r1(real_logits, real, reg, lazy_r1, out)
@@ -116,7 +121,7 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor, y: Tensor | None, out: dic
             total = total + reg.drift * real_logits.pow(2).mean()
         if reg.gp_weight > 0:
             # reals and fakes share labels, so every interpolate has one well-defined label
-            gp = R.gradient_penalty(lambda x: _disc(s.d, x, y)[0], real, fake)
+            gp = R.gradient_penalty(lambda x: _disc(s.d_run, x, y)[0], real, fake)
             out["gp"] = gp.detach()
             total = total + reg.gp_weight * gp
         _d_backward(s, total, out, stats)
@@ -177,18 +182,20 @@ def _g(g: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
 
 
 def _disc(d: Callable[..., Tensor], x: Tensor, y: Tensor | None, aux: bool = False) -> tuple[Tensor, Tensor | None]:
-    """D's logits for x (with labels y when conditional), and its class logits when aux (ACGAN)."""
+    """D's logits for x (with labels y when conditional), and its class logits when aux (ACGAN),
+    in fp32 whatever the autocast precision: losses of low-precision logits lose small terms."""
     if y is None:
-        return d(x), None
+        return d(x).float(), None
     if aux:
-        return d(x, y, aux=True)
-    return d(x, y), None
+        logits, cls = d(x, y, aux=True)
+        return logits.float(), cls.float()
+    return d(x, y).float(), None
 
 
-def _d_forward(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
-               aux: bool) -> tuple[tuple[Tensor, Tensor], Tensor | None]:
+def _d_forward(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, aux: bool,
+               concat: bool) -> tuple[tuple[Tensor, Tensor], Tensor | None]:
     """(real logits, fake logits), and the class logits of [real; fake] for ACGAN."""
-    if d.concat_ok:  # one batched forward is faster; only where batch statistics cannot mix
+    if concat:  # one batched forward is faster; only where batch statistics cannot mix
         logits, cls = _disc(d, torch.cat([real, fake]), torch.cat([y, y]) if y is not None else None, aux)
         half = logits.shape[-1] // 2  # not len(real): a PacGAN D gives one logit per pack
         return (logits[..., :half], logits[..., half:]), cls
@@ -215,10 +222,30 @@ def _g_loss(s: TrainState, fake: Tensor, real: Tensor | None) -> Tensor:
 
 
 def _d_backward(s: TrainState, loss: Tensor, out: dict[str, Tensor], stats: bool) -> None:
-    s.opt_d.zero_grad(set_to_none=True)
-    loss.backward()
-    out["grad_norm_d"] = _clip_or_norm(s.d, s.cfg.optim.grad_clip, stats)
-    s.opt_d.step()
+    out["grad_norm_d"] = _backward_step(loss, s.opt_d, s.d, s.scaler_d, s.cfg.optim.grad_clip, stats)
+
+
+def _backward_step(loss: Tensor, opt: torch.optim.Optimizer, net: nn.Module, scaler: torch.amp.GradScaler | None,
+                   clip: float, stats: bool) -> Tensor | None:
+    """Backward and optimiser step; with fp16 through the loss scaler (gradients are unscaled
+    before clipping or measuring, and a step with inf/NaN gradients is skipped by the scaler)."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        norm = _clip_or_norm(net, clip, stats)
+        opt.step()
+        return norm
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    norm = _clip_or_norm(net, clip, stats)
+    scaler.step(opt)
+    scaler.update()
+    return norm
+
+
+def _requires_grad(params: list[Tensor], flag: bool) -> None:
+    for p in params:
+        p.requires_grad_(flag)
 
 
 def _r1(real_logits: Tensor, real: Tensor, reg, lazy: bool, out: dict[str, Tensor]) -> Tensor | float:
