@@ -267,12 +267,13 @@ def format_speed(res: dict[str, Any]) -> str:
              "| GFLOP/s ref / gankit (effective) | biggest conv: GFLOP/s fp32 / bf16 |",
              "|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
-        choice = f"{r['precision']}, {'channels_last' if r['channels_last'] == 'on' else 'contiguous'}, {r['optimizer']} Adam"
+        layout = "channels_last" if r["channels_last"] == "on" else "contiguous"
+        choice = f"{r['precision']}, {layout}, {r['optimizer']} Adam"
         conv = f"{r.get('conv_fp32', '-')} / {r.get('conv_bf16', '-')}" if "conv" in r else "-"
         lines.append(f"| {r['recipe']} | {r['reference_images_per_s']:g} | {r['gankit_images_per_s']:g} | "
                      f"**{r['speedup']:.2f}x** | {choice} | {r['reference_gflop_per_image']:.3g} / "
-                     f"{r['gankit_gflop_per_image']:.3g} | {r['reference_gflops']:g} / {r['gankit_effective_gflops']:g} "
-                     f"| {conv} |")
+                     f"{r['gankit_gflop_per_image']:.3g} | {r['reference_gflops']:g} / "
+                     f"{r['gankit_effective_gflops']:g} | {conv} |")
         if "compiled_images_per_s" in r:
             lines.append(f"| {r['recipe']} + compile | | {r['compiled_images_per_s']:g} | "
                          f"{r['compiled_images_per_s'] / r['reference_images_per_s']:.2f}x | compile "

@@ -22,8 +22,8 @@ from ..monitor import health
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
-from .evalhook import periodic_eval
 from . import speed
+from .evalhook import periodic_eval
 from .state import TrainState, model_hash, new_state, save_atomic, state_from_checkpoint
 from .step import StepOutput, train_step
 

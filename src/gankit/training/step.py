@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from .. import regularizers as R
 from ..losses import bce_fake, bce_real
-from .ema import ema_beta, update_ema
 from . import speed
+from .ema import ema_beta, update_ema
 from .state import TrainState
 
 
