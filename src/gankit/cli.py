@@ -41,9 +41,33 @@ def _progress():
     return Progress()
 
 
+def _launch(nproc: int, argv: list[str]) -> int:
+    """Start `gankit train` in nproc processes on this machine through torchrun (PyTorch's launcher)."""
+    import os
+    import subprocess
+    import sys
+
+    if os.environ.get("WORLD_SIZE"):
+        raise GankitError("--nproc is for a plain launch; under torchrun set --nproc_per_node there instead")
+    rest, skip = [], False
+    for x in argv:  # the same command without --nproc
+        if skip:
+            skip = False
+        elif x == "--nproc":
+            skip = True
+        elif not x.startswith("--nproc="):
+            rest.append(x)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "gankit", *rest]
+    return subprocess.run(cmd).returncode
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from . import api
+    from .training import distributed
 
+    if a.nproc > 1:
+        return _launch(a.nproc, a.argv)
     callbacks = [] if a.quiet else [_progress()]
     if a.eval_every is not None:
         a.set = [*a.set, f"train.eval_every={a.eval_every}"]
@@ -59,8 +83,12 @@ def cmd_train(a: argparse.Namespace) -> int:
         from .training.loop import fit
 
         result = fit(cfg, Path(a.out) if a.out else api.default_out(cfg.recipe), callbacks)
-    print(f"{result.status}: {result.out} at step {result.step} "
-          f"({result.seconds:.1f} s, {result.images_per_s:.0f} images/s)")
+    world = distributed.from_env()
+    if world.main:
+        procs = f", {world.size} processes" if world.active else ""
+        print(f"{result.status}: {result.out} at step {result.step} "
+              f"({result.seconds:.1f} s, {result.images_per_s:.0f} images/s{procs})")
+    distributed.finish(world)
     return 0
 
 
@@ -158,6 +186,22 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(a: argparse.Namespace) -> int:
+    import json
+
+    from .data.prepared import prepare_folder
+
+    def progress(i: int, n: int) -> None:
+        print(f"\r{i}/{n} images", end="", file=sys.stderr, flush=True)
+
+    m = prepare_folder(Path(a.folder), Path(a.out), a.size, a.channels, a.workers, None if a.quiet else progress)
+    if not a.quiet:
+        print(file=sys.stderr)
+    print(json.dumps(m))
+    print(f"train on it with: gankit train RECIPE --data {a.out}")
+    return 0
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from . import config
     from .data import datasets
@@ -201,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and model sizes, then exit")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--nproc", type=int, default=1, help="train data-parallel in N processes on this machine "
+                   "(torchrun + DDP; train.batch is the global batch); several machines: see docs/distributed.md")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
@@ -243,6 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="also write the full result as JSON")
     b.set_defaults(func=cmd_bench)
 
+    pr = sub.add_parser("prepare", help="convert an image folder once into a uint8 memory-mapped .npy (+ labels "
+                        "from class sub-folders, + manifest) that training streams from")
+    pr.add_argument("folder")
+    pr.add_argument("--out", required=True, help="PATH.npy (PATH.labels.npy and PATH.json are written beside it)")
+    pr.add_argument("--size", type=int, required=True, help="side length: images are resized to cover it and "
+                    "centre-cropped")
+    pr.add_argument("--channels", type=int, default=0, choices=[0, 1, 3], help="0 = RGB if the images are colour")
+    pr.add_argument("--workers", type=int, default=0, help="decoding processes (0 = by the number of images)")
+    pr.add_argument("-q", "--quiet", action="store_true")
+    pr.set_defaults(func=cmd_prepare)
+
     ls = sub.add_parser("list", help="list recipes, models, losses, datasets, metrics or remedies")
     ls.add_argument("what", choices=["configs", "models", "losses", "datasets", "metrics", "remedies"])
     ls.set_defaults(func=cmd_list)
@@ -251,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc's relaunch under torchrun
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)

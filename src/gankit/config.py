@@ -123,6 +123,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (time candidates, keep the fastest) | fp32 | bf16 | fp16; frozen at start
     channels_last: str = "auto"  # conv nets' memory layout: auto (timed with precision) | on | off
     compile: bool = False  # torch.compile G and D (compile time is logged); off by default: minutes of compiling
+    workers: int = 2  # processes reading batches ahead from a prepared (memory-mapped) set; 0 = read in the step
     sync_bn: bool = False  # distributed: SyncBatchNorm (batch statistics over all processes) instead of local ones
 
 
@@ -220,6 +221,8 @@ def _set(cfg: Config, key: str, value: Any) -> None:
         raise _unknown(key)
     typ = types[parts[1]]
     typ = _TYPES.get(typ, typ) if isinstance(typ, str) else typ
+    if typ is str and isinstance(value, bool) and "on" in CHOICES.get(key, ()):
+        value = "on" if value else "off"  # YAML 1.1 reads on/off as booleans
     setattr(section, parts[1], _coerce(key, value, typ))
 
 
@@ -317,7 +320,8 @@ def validate(cfg: Config) -> Config:
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
-        "train.unroll", "model.n_classes", "loss.aux_weight", "model.attention", "data.pad", "reg.drift",
+        "train.unroll", "train.workers", "model.n_classes", "loss.aux_weight", "model.attention", "data.pad",
+        "reg.drift",
         "loss.gman_lambda", "model.mapping",
     ]
     for key in non_negative:

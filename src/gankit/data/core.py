@@ -49,6 +49,15 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.x)
 
+    def in_memory(self, limit: int = 50_000) -> Dataset:
+        """This dataset as float tensors; a prepared (memory-mapped) set gives at most `limit`
+        examples evenly spaced over it (FID's customary 50 000 reference images)."""
+        if isinstance(self.x, Tensor):
+            return self
+        idx = torch.linspace(0, len(self.x) - 1, min(limit, len(self.x))).round().long()
+        y = self.y[idx] if self.y is not None else None
+        return Dataset(self.x[idx].cpu(), y, self.name, self.classes, self.meta)
+
 
 def from_uint8(a: np.ndarray) -> Tensor:
     """uint8-range images (N,C,H,W) -> float32 in [-1,1]."""
@@ -58,6 +67,13 @@ def from_uint8(a: np.ndarray) -> Tensor:
 def adapt(ds: Dataset, image_size: int = 0, channels: int = 0, n: int = 0, pad: int = 0) -> Dataset:
     """Apply the user's size, channel, padding and count choices to any image source."""
     x, y = ds.x, ds.y
+    if not isinstance(x, Tensor):  # a prepared memory-mapped set: its size was fixed by `gankit prepare`
+        if image_size and image_size != x.shape[-1] or channels and channels != x.shape[1] or pad:
+            raise DataError(f"{ds.name} was prepared at {tuple(x.shape[1:])}; data.image_size/channels/pad cannot "
+                            "change it (run gankit prepare again with the size you want)")
+        if n and n < len(x):
+            x, y = type(x)(x.path, n), (y[:n] if y is not None else None)
+        return Dataset(x, y, ds.name, ds.classes, ds.meta)
     if n and n < len(x):
         x, y = x[:n], (y[:n] if y is not None else None)
     if ds.is_image:

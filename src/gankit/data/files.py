@@ -27,7 +27,9 @@ def load_path(path: Path, cfg: Any) -> Dataset:
     if "idx3-ubyte" in name or "idx3_ubyte" in name or "-ubyte" in name:
         return load_idx(path)
     if path.suffix in (".npy", ".npz"):
-        return load_array(path)
+        from .prepared import is_prepared, load_prepared
+
+        return load_prepared(path) if is_prepared(path) else load_array(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise DataError(f"{path}: one image is not a dataset; pass the folder that holds the images")
     raise DataError(f"{path}: unknown data format (expected an image folder, *-idx3-ubyte[.gz], .npy or .npz)")

@@ -193,6 +193,7 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
     `labels`: the class each sample was asked for, when a conditional G made them."""
     for name in names or []:  # unknown names fail (with suggestions) before any work
         metrics.get(name)
+    reference = reference.in_memory()
     if fake.shape[1:] != reference.x.shape[1:]:
         raise GankitError(f"samples have shape {tuple(fake.shape[1:])} but the reference data "
                           f"{reference.name} has {tuple(reference.x.shape[1:])}")

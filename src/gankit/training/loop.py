@@ -17,14 +17,15 @@ from .. import config as config_mod
 from ..config import Config
 from ..data import Dataset
 from ..data import build as build_data
+from ..data.prepared import Streamed
 from ..errors import ConfigError, TrainingDiverged
 from ..monitor import health
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
-from . import speed
+from . import distributed, speed
 from .evalhook import periodic_eval
-from .state import TrainState, model_hash, new_state, save_atomic, state_from_checkpoint
+from .state import Sampler, TrainState, model_hash, new_state, save_atomic, state_from_checkpoint
 from .step import StepOutput, train_step
 
 log = logging.getLogger("gankit")
@@ -35,7 +36,7 @@ log = logging.getLogger("gankit")
 RESUMABLE = {"train.steps", "train.seconds", "train.log_every", "train.sample_every", "train.ckpt_every",
              "train.keep_every", "train.threads", "train.tensorboard", "train.grid_n", "train.collapse_ratio",
              "train.collapse_after", "train.eval_every", "train.eval_n", "train.device", "train.precision",
-             "train.channels_last", "train.compile"}
+             "train.channels_last", "train.compile", "train.workers"}
 
 
 class Callback:
@@ -87,11 +88,16 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
     if (out / "checkpoints" / "latest.pt").exists():
         raise ConfigError(f"{out} already holds a run; resume it with --resume {out} or choose another --out")
     cfg, data = prepare(cfg)
-    _threads(cfg)
-    tuned = speed.autotune(cfg, data.x, data.y if cfg.model.cond != "none" else None)
+    world = _join(cfg)
+    # rank 0 times the candidates and every process takes its choice, so all compute alike
+    tuned = distributed.broadcast(
+        speed.autotune(cfg, data.x, data.y if cfg.model.cond != "none" else None) if world.main else None, world)
+    cfg.train.device, cfg.train.precision, cfg.train.channels_last = (
+        str(speed.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
     state = new_state(cfg, data.shape, len(data))
-    out.mkdir(parents=True, exist_ok=True)
-    config_mod.save(cfg, out / "config.yaml")
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        config_mod.save(cfg, out / "config.yaml")
     return _run(state, data, out, callbacks, event="start", extra={"autotune": tuned})
 
 
@@ -111,14 +117,31 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
     state.cfg = cfg
     if len(data) != state.sampler.n:
         raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on {state.sampler.n}")
-    _threads(cfg)
-    config_mod.save(cfg, run_dir / "config.yaml")
+    world = _join(cfg)
+    if world.main:
+        config_mod.save(cfg, run_dir / "config.yaml")
     return _run(state, data, run_dir, callbacks, event="resume")
 
 
-def _threads(cfg: Config) -> None:
+def _join(cfg: Config) -> distributed.World:
+    """Threads for this process and, under torchrun, the process group."""
+    world = distributed.from_env()
+    distributed.check(cfg, world)
+    distributed.init(world, distributed.device_for(world, speed.device_of(cfg.train.device)))
+    _threads(cfg, world)
+    return world
+
+
+def _threads(cfg: Config, world: distributed.World) -> None:
     # never more compute threads than free cores: oversubscription measured 4.5x slower
-    torch.set_num_threads(cfg.train.threads or free_cores())
+    torch.set_num_threads(cfg.train.threads or distributed.threads_for(world, free_cores()))
+
+
+class _NoLog:
+    """The run log of processes other than rank 0."""
+
+    def write(self, row: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
 
 
 class _StopFlag:
@@ -145,16 +168,20 @@ class _StopFlag:
 
 def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
          extra: dict[str, Any] | None = None) -> RunResult:
-    cfg, t = state.cfg, state.cfg.train
-    runlog = RunLog(out, t.tensorboard)
+    cfg, t, world = state.cfg, state.cfg.train, state.world
+    distributed.wrap(state)
+    callbacks = callbacks if world.main else []  # only rank 0 reports, logs and writes files
+    runlog = RunLog(out, t.tensorboard) if world.main else _NoLog()
     x = speed.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
+    if isinstance(x, Streamed):  # a prepared memory-mapped set: worker processes read the next batches
+        x.stream(_upcoming(state), workers=t.workers)
     labels = data.y.to(state.device) if cfg.model.cond != "none" else None
     fixed_z = torch.randn(t.grid_n, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
     info = {"event": event, "step": state.step, "steps": t.steps, "recipe": cfg.recipe, "data": cfg.data.source,
             "shape": list(data.shape), "n_data": len(data), "threads": torch.get_num_threads(),
             "model_hash": model_hash(cfg, state.shape), "cpu": torch.backends.cpu.get_cpu_capability(),
             "device": t.device, "precision": t.precision, "channels_last": t.channels_last,
-            "optimizer": cfg.optim.impl, "compile": t.compile, **(extra or {})}
+            "optimizer": cfg.optim.impl, "compile": t.compile, "processes": world.size, **(extra or {})}
     runlog.write(info)
     for cb in callbacks:
         cb.on_start(state, info)
@@ -186,41 +213,60 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
                     runlog.write(row)
                     for cb in callbacks:
                         cb.on_log(row)
-                if t.sample_every and state.step % t.sample_every == 0:
+                if world.main and t.sample_every and state.step % t.sample_every == 0:
                     _sample_grid(state, data, fixed_z, out)
-                if t.eval_every and state.step % t.eval_every == 0:
+                if world.main and t.eval_every and state.step % t.eval_every == 0:
                     periodic_eval(state, data, out, runlog)
                 if t.ckpt_every and state.step % t.ckpt_every == 0:
                     _check_finite(nonfinite, res, state, last_good, runlog)
                     _checkpoint(state, out, runlog)
                     last_good = state.step
-                if stop.set:
+                # processes stop together: the first to see Ctrl-C or the time limit decides for all
+                interrupted, time_up = distributed.any_true(
+                    [stop.set, bool(t.seconds and time.perf_counter() - start >= t.seconds)], world)
+                if interrupted:
                     status = "interrupted"
                     break
-                if t.seconds and time.perf_counter() - start >= t.seconds:
+                if time_up:
                     status = "time_limit"
                     break
             if res is not None and state.step > last_good:
                 _check_finite(nonfinite, res, state, last_good, runlog)
-            if state.step > last_good or not (out / "checkpoints" / "latest.pt").exists():
+            missing = not (out / "checkpoints" / "latest.pt").exists() if world.main else None
+            if state.step > last_good or distributed.broadcast(missing, world):
                 _checkpoint(state, out, runlog)
         elapsed = time.perf_counter() - start if start else 0.0
         steps_done = state.step - info["step"]
         result = RunResult(out, state.step, status, elapsed, steps_done * t.batch / elapsed if elapsed else 0.0)
-        if t.sample_every and (not list((out / "samples").glob("step-*.png")) or state.step % t.sample_every):
+        if world.main and t.sample_every and (not list((out / "samples").glob("step-*.png"))
+                                              or state.step % t.sample_every):
             _sample_grid(state, data, fixed_z, out)
-        _finish(out)
-        runlog.write({"event": "end", "step": state.step, "status": status, "seconds": round(elapsed, 2),
-                      "images_per_s": round(result.images_per_s, 1)})
+        if world.main:
+            _finish(out)
+        end = {"event": "end", "step": state.step, "status": status, "seconds": round(elapsed, 2),
+               "images_per_s": round(result.images_per_s, 1)}
+        if isinstance(x, Streamed):
+            end["batches"] = {"prefetched": x.prefetched, "read_in_step": x.direct}
+        runlog.write(end)
     finally:
         runlog.close()
+        if isinstance(x, Streamed):
+            x.stop()
     for cb in callbacks:
         cb.on_end(result)
     return result
 
 
+def _upcoming(state: TrainState):
+    """The data indices the step will ask for next, in order, from a copy of the sampler."""
+    sampler = Sampler(state.sampler.n, state.sampler.seed)
+    sampler.load_state_dict(state.sampler.state_dict())
+    while True:
+        yield distributed.shard(sampler.next(state.cfg.train.batch), state.world)
+
+
 def _check_finite(flag: torch.Tensor, res: StepOutput, state: TrainState, last_good: int, runlog: RunLog) -> None:
-    if bool(flag):
+    if distributed.any_true([bool(flag)], state.world)[0]:  # every process stops if any diverged
         msg = (f"loss became non-finite (d_loss={float(res.d_loss):.4g}, g_loss={float(res.g_loss):.4g}) "
                f"between steps {last_good} and {state.step}; stopped. The last good checkpoint "
                f"(step {last_good}) is kept; try a lower learning rate, gradient clipping or a penalty")
@@ -230,8 +276,9 @@ def _check_finite(flag: torch.Tensor, res: StepOutput, state: TrainState, last_g
 
 def _log_row(state: TrainState, res: StepOutput, ips: float, elapsed: float,
              collapse: health.CollapseMonitor) -> dict[str, Any]:
-    row: dict[str, Any] = {"event": "log", "step": state.step, "d_loss": float(res.d_loss),
-                           "g_loss": float(res.g_loss)}
+    # each process's losses are of its slice of the batch; the log shows the global batch's
+    d_loss, g_loss = distributed.mean([float(res.d_loss), float(res.g_loss)], state.world)
+    row: dict[str, Any] = {"event": "log", "step": state.step, "d_loss": d_loss, "g_loss": g_loss}
     row.update({k: float(v) for k, v in res.stats.items()})
     row["lr_g"] = state.opt_g.param_groups[0]["lr"]
     row["lr_d"] = state.opt_d.param_groups[0]["lr"]
@@ -262,7 +309,9 @@ def _sample_grid(state: TrainState, data: Dataset, fixed_z: torch.Tensor, out: P
 
 
 def _checkpoint(state: TrainState, out: Path, runlog: RunLog) -> None:
-    sd = state.state_dict()
+    sd = state.state_dict()  # every process takes part (it gathers their RNG states); rank 0 writes
+    if not state.world.main:
+        return
     save_atomic(sd, out / "checkpoints" / "latest.pt")
     keep = state.cfg.train.keep_every
     if keep and state.step % keep == 0:

@@ -24,7 +24,7 @@ from ..errors import CheckpointError, ConfigError
 from ..losses import LossSpec, losses
 from ..nets import build as build_nets
 from ..nets.remedies import Augmented
-from . import speed
+from . import distributed, speed
 from .ema import make_ema
 
 FORMAT = 1
@@ -84,19 +84,29 @@ class TrainState:
     # the modules the step calls: G and D themselves, or their DistributedDataParallel wrappers
     g_run: nn.Module | None = None
     d_run: nn.Module | None = None
+    world: distributed.World = field(default_factory=distributed.World)  # this process in a torchrun launch
 
     def __post_init__(self) -> None:
         self.g_run = self.g_run or self.g
         self.d_run = self.d_run or self.d
         self.d_params = list(self.d.parameters())  # toggled every step; a module walk costs ~7 % of a toy step
 
+    # Batches are drawn for the global batch on every process and sliced (distributed.shard), so
+    # N processes see exactly the examples and z one process would.
     def sample_z(self, n: int) -> Tensor:
-        # drawn on the CPU whatever the device: one RNG stream, so runs agree across devices and resume
-        return torch.randn(n, self.cfg.model.z_dim, generator=self.noise).to(self.device, non_blocking=True)
+        """z for n examples of the global batch (this process's slice of them). Drawn on the CPU
+        whatever the device: one RNG stream, so runs agree across devices and resume exactly."""
+        z = torch.randn(n, self.cfg.model.z_dim, generator=self.noise)
+        return distributed.shard(z, self.world).to(self.device, non_blocking=True)
 
     def sample_y(self, n: int) -> Tensor:
         """Uniform class labels for fakes of a conditional model, from the same generator as z."""
-        return torch.randint(self.cfg.model.n_classes, (n,), generator=self.noise).to(self.device, non_blocking=True)
+        y = torch.randint(self.cfg.model.n_classes, (n,), generator=self.noise)
+        return distributed.shard(y, self.world).to(self.device, non_blocking=True)
+
+    def batch_indices(self, n: int) -> Tensor:
+        """The next n data indices of the epoch (this process's slice of them)."""
+        return distributed.shard(self.sampler.next(n), self.world)
 
     @property
     def acgan(self) -> bool:
@@ -142,6 +152,8 @@ class TrainState:
                 "python": random.getstate(),
             },
             "meta": self.meta,
+            # each process's torch RNG (dropout, GP's interpolation); all processes must call state_dict
+            "rng_ranks": distributed.gather(torch.get_rng_state(), self.world) if self.world.active else None,
         }
 
     def load_state_dict(self, ck: dict[str, Any], path: Path) -> None:
@@ -160,7 +172,11 @@ class TrainState:
         self.sampler.load_state_dict(ck["sampler"])
         rng = ck["rng"]
         self.noise.set_state(rng["noise"])
-        torch.set_rng_state(rng["torch"])
+        ranks = ck.get("rng_ranks")
+        if self.world.active and ranks and len(ranks) == self.world.size:
+            torch.set_rng_state(ranks[self.world.rank])
+        else:
+            torch.set_rng_state(rng["torch"])
         n = rng["numpy"]
         np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
         random.setstate(_tuplify(rng["python"]))
@@ -221,7 +237,8 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
         raise ConfigError(f"model {cfg.model.name}: {e}") from None
     t = cfg.train
     _concrete(cfg)  # fit() times candidates first (speed.autotune); here "auto" gets the untimed safe choice
-    device = speed.device_of(t.device)
+    world = distributed.from_env()
+    device = distributed.device_for(world, speed.device_of(t.device))
     for net in (g, d):
         speed.apply_layout(net.to(device), t.channels_last)
     o = cfg.optim
@@ -246,7 +263,7 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
         speed.compile_nets(g, d, cfg)
     return TrainState(
         cfg=cfg, shape=tuple(shape), g=g, d=d,
-        g_ema=g_ema, device=device,
+        g_ema=g_ema, device=device, world=world,
         scaler_g=speed.grad_scaler(device, t.precision), scaler_d=speed.grad_scaler(device, t.precision),
         opt_g=opt_g, opt_d=opt_d, sched_g=_scheduler(opt_g, cfg), sched_d=_scheduler(opt_d, cfg),
         sampler=Sampler(n_data, seed), noise=torch.Generator().manual_seed(seed + 1),
