@@ -89,10 +89,14 @@ def prepare_folder(root: Path, out: Path, size: int, channels: int = 0, workers:
     if not channels:
         channels = 1
         for p in files[:100]:
-            with Image.open(p) as im:
-                if im.mode not in ("1", "L", "I", "I;16", "F", "LA"):
-                    channels = 3
-                    break
+            try:
+                with Image.open(p) as im:
+                    mode = im.mode
+            except (OSError, ValueError):  # reported by name when the image is decoded below
+                continue
+            if mode not in ("1", "L", "I", "I;16", "F", "LA"):
+                channels = 3
+                break
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), channels, size, size))
