@@ -198,7 +198,11 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
                 if start is None:
                     start = t0 = time.perf_counter()
                 logging_now = t.log_every and (state.step + 1) % t.log_every == 0
+                first = t.compile and state.step == info["step"]
                 res = train_step(state, x, stats=bool(logging_now), labels=labels)
+                if first:  # the first step of a compiled run includes compiling G and D
+                    runlog.write({"event": "compiled", "step": state.step,
+                                  "seconds": round(time.perf_counter() - start, 1)})
                 # accumulate instead of checking each step: no host sync in the hot loop on GPUs
                 nonfinite |= ~torch.isfinite(res.d_loss) | ~torch.isfinite(res.g_loss)
                 window_steps += 1
