@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 THREADS ?= $(shell nproc)
 
-.PHONY: setup demo test lint clean
+.PHONY: setup browser demo test lint clean
 
 $(BIN)/gankit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,13 @@ demo: setup
 	$(BIN)/gankit eval runs/demo
 	@echo "demo: look at runs/demo/samples.png, runs/demo/progress.gif, runs/demo/losses.png; metrics in runs/demo/eval.json"
 
-test: setup
+# Debian's Chromium for the studio's end-to-end tests (Playwright drives it; it never downloads a browser).
+# Without root or apt the browser tests are skipped with a message, the rest still run.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium: the studio's browser tests will be skipped"
+
+test: setup browser
 	$(BIN)/python -m pytest tests
 
 lint: setup

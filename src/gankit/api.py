@@ -127,10 +127,15 @@ class Generator:
         finally:
             self.net.truncation = old
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, mode: str = "slerp") -> Tensor:
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, mode: str = "slerp",
+                    label: int | None = None) -> Tensor:
         """Samples along a path in z between the latents of two seeds (slerp suits Gaussian z)."""
+        z = self.latent_path(seed_a, seed_b, torch.linspace(0, 1, steps), mode)
+        return self.from_z(z, self.labels(len(z), label))
+
+    def latent_path(self, seed_a: int, seed_b: int, ts: Tensor, mode: str = "slerp") -> Tensor:
+        """The latents at fractions `ts` (0 = seed_a's z, 1 = seed_b's) of a linear or spherical path."""
         a, b = self.noise(1, seed_a)[0], self.noise(1, seed_b)[0]
-        ts = torch.linspace(0, 1, steps)
         if mode == "linear":
             z = torch.stack([(1 - t) * a + t * b for t in ts])
         elif mode == "slerp":
@@ -142,7 +147,7 @@ class Generator:
                 z = torch.stack([(torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so for t in ts])
         else:
             raise GankitError(f"interpolation mode must be linear or slerp, got {mode!r}")
-        return self.from_z(z)
+        return z
 
 
 def _checkpoint_path(run: str | Path) -> Path:

@@ -155,6 +155,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
     text = json.dumps(result, indent=1)
     if "run" in result["protocol"]:  # scored a run folder: keep the result beside it
         (Path(a.target) / "eval.json").write_text(text + "\n")
+        from .monitor.card import write_card
+
+        write_card(Path(a.target))
     print(text)
     return 0
 
@@ -199,6 +202,20 @@ def cmd_prepare(a: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(json.dumps(m))
     print(f"train on it with: gankit train RECIPE --data {a.out}")
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .studio.app import create_app
+
+    app = create_app([Path(r) for r in a.runs], Path(a.db))
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {a.host}: anyone who can reach this address can see the runs and vote",
+              file=sys.stderr)
+    print(f"gankit studio: http://{a.host}:{a.port}/  ({len(a.runs)} runs, judgements in {a.db})")
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
 
 
@@ -299,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=0, help="decoding processes (0 = by the number of images)")
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=cmd_prepare)
+
+    sv = sub.add_parser("serve", help="web studio: gallery, latent explorer, training monitor, run comparison and "
+                        "human evaluation (Turing test, pairwise preference, user studies)")
+    sv.add_argument("runs", nargs="+", help="run folders to serve (only these can be reached)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    sv.add_argument("--db", default="studio.sqlite", help="SQLite file for the judgements (kept across restarts)")
+    sv.set_defaults(func=cmd_serve)
 
     ls = sub.add_parser("list", help="list recipes, models, losses, datasets, metrics or remedies")
     ls.add_argument("what", choices=["configs", "models", "losses", "datasets", "metrics", "remedies"])

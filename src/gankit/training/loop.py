@@ -20,6 +20,7 @@ from ..data import build as build_data
 from ..data.prepared import Streamed
 from ..errors import ConfigError, TrainingDiverged
 from ..monitor import health
+from ..monitor.card import write_card
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
@@ -252,6 +253,8 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
         if isinstance(x, Streamed):
             end["batches"] = {"prefetched": x.prefetched, "read_in_step": x.direct}
         runlog.write(end)
+        if world.main:
+            write_card(out)
     finally:
         runlog.close()
         if isinstance(x, Streamed):

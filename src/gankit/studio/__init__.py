@@ -1,0 +1,1 @@
+"""gankit studio: a web page over trained runs, with human evaluation stored in SQLite."""

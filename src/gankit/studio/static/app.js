@@ -1,0 +1,332 @@
+// gankit studio: plain JavaScript, no build step. Each tab talks to the JSON API in app.py.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let RUNS = [];
+
+function rater() {
+  let r = localStorage.getItem("gankit-rater");
+  if (!r) {
+    r = "rater-" + Math.random().toString(36).slice(2, 10);
+    localStorage.setItem("gankit-rater", r);
+  }
+  return r;
+}
+
+async function api(path, opts) {
+  const res = await fetch(path, opts);
+  const body = res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text();
+  if (!res.ok) throw new Error((body && body.detail) ? JSON.stringify(body.detail) : res.statusText);
+  return body;
+}
+
+function post(path, data) {
+  return api(path, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(data)});
+}
+
+function runByName(name) { return RUNS.find((r) => r.name === name); }
+
+// --- tabs ---------------------------------------------------------------------------------------
+function showTab(name) {
+  document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("on", b.dataset.tab === name));
+  document.querySelectorAll(".tab").forEach((s) => s.classList.toggle("on", s.id === name));
+  const start = {gallery: showGallery, explore: updateExplore, monitor: refreshMonitor, compare: showCompare,
+                 turing: nextTuring, pair: nextPair, studies: listStudies}[name];
+  if (start) start();
+}
+
+// --- gallery ------------------------------------------------------------------------------------
+function galleryParams() {
+  const run = runByName($("g-run").value);
+  const p = new URLSearchParams();
+  if (run && run.conditional && $("g-label").value !== "") p.set("label", $("g-label").value);
+  if (run && run.truncation && $("g-trunc").value !== "1") p.set("truncation", $("g-trunc").value);
+  return p;
+}
+
+function configureGallery() {
+  const run = runByName($("g-run").value);
+  $("g-label-box").hidden = !(run && run.conditional);
+  $("g-trunc-box").hidden = !(run && run.truncation);
+  if (run && run.conditional) {
+    $("g-label").innerHTML = '<option value="">all (i mod K)</option>' +
+      Array.from({length: run.n_classes}, (_, k) => `<option value="${k}">${k}</option>`).join("");
+  }
+}
+
+async function showGallery() {
+  const name = $("g-run").value;
+  if (!name) return;
+  configureGallery();
+  const n = Math.max(1, Math.min(256, parseInt($("g-n").value || "32", 10)));
+  const seed = Math.max(0, parseInt($("g-seed").value || "0", 10));
+  const g = await api(`/api/runs/${encodeURIComponent(name)}/gallery?n=${n}&seed=${seed}`);
+  const p = galleryParams();
+  const box = $("g-grid");
+  box.innerHTML = "";
+  for (const s of g.seeds) {
+    const img = document.createElement("img");
+    const q = new URLSearchParams(p);
+    q.set("seed", s);
+    img.src = `/api/runs/${encodeURIComponent(name)}/sample.png?${q}`;
+    img.title = `seed ${s}`;
+    img.dataset.seed = s;
+    img.className = "sample";
+    img.addEventListener("click", () => selectSample(name, s, img.src));
+    box.appendChild(img);
+  }
+}
+
+function selectSample(name, seed, src) {
+  $("g-detail").hidden = false;
+  $("g-big").src = src.replace("scale=4", "") + "&scale=8";
+  $("g-d-run").textContent = name;
+  $("g-d-seed").textContent = seed;
+  $("g-d-label").textContent = $("g-label").value !== "" ? `class ${$("g-label").value}` : "";
+  $("g-d-download").href = src;
+  $("g-d-download").download = `${name}-seed${seed}.png`;
+  $("g-d-explore").onclick = () => {
+    $("e-run").value = name;
+    $("e-a").value = seed;
+    $("e-b").value = seed + 1;
+    showTab("explore");
+  };
+}
+
+// --- latent explorer ----------------------------------------------------------------------------
+function updateExplore() {
+  const name = $("e-run").value;
+  if (!name) return;
+  const a = $("e-a").value, b = $("e-b").value, mode = $("e-mode").value, t = parseFloat($("e-t").value);
+  const base = `/api/runs/${encodeURIComponent(name)}`;
+  $("e-t-val").textContent = t.toFixed(2);
+  $("e-img").src = `${base}/interp.png?a=${a}&b=${b}&t=${t}&mode=${mode}`;
+  $("e-img-a").src = `${base}/sample.png?seed=${a}`;
+  $("e-img-b").src = `${base}/sample.png?seed=${b}`;
+  $("e-gif").href = `${base}/interp.gif?a=${a}&b=${b}&mode=${mode}&steps=16`;
+}
+
+// --- training monitor ---------------------------------------------------------------------------
+function plot(canvas, series, colors) {
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, pad = 36;
+  ctx.clearRect(0, 0, W, H);
+  const pts = series.flat().filter((p) => Number.isFinite(p[1]));
+  if (!pts.length) { ctx.fillText("no log rows yet", pad, H / 2); return; }
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs) || 1, y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const sx = (x) => pad + (x - x0) / ((x1 - x0) || 1) * (W - 2 * pad);
+  const sy = (y) => H - pad - (y - y0) / ((y1 - y0) || 1) * (H - 2 * pad);
+  ctx.strokeStyle = "#888";
+  ctx.strokeRect(pad, pad, W - 2 * pad, H - 2 * pad);
+  ctx.fillStyle = "#444";
+  ctx.fillText(y1.toPrecision(3), 2, pad + 4);
+  ctx.fillText(y0.toPrecision(3), 2, H - pad);
+  ctx.fillText(`step ${x0}`, pad, H - 8);
+  ctx.fillText(`${x1}`, W - pad - 30, H - 8);
+  series.forEach((s, i) => {
+    ctx.strokeStyle = colors[i];
+    ctx.beginPath();
+    s.filter((p) => Number.isFinite(p[1])).forEach((p, j) => (j ? ctx.lineTo(sx(p[0]), sy(p[1])) : ctx.moveTo(sx(p[0]), sy(p[1]))));
+    ctx.stroke();
+  });
+}
+
+let monitorTimer = null;
+async function refreshMonitor() {
+  const name = $("m-run").value;
+  if (!name || !$("monitor").classList.contains("on")) return;
+  const log = await api(`/api/runs/${encodeURIComponent(name)}/log`);
+  plot($("m-loss"), [log.rows.map((r) => [r.step, r.d_loss]), log.rows.map((r) => [r.step, r.g_loss])], ["#c33", "#36c"]);
+  plot($("m-ips"), [log.rows.map((r) => [r.step, r.images_per_s])], ["#393"]);
+  const info = log.info || {};
+  $("m-info").textContent = `${info.recipe || ""} · ${log.rows.length ? "step " + log.rows[log.rows.length - 1].step : "no steps logged"}` +
+    (info.precision ? ` · ${info.precision} on ${info.device}` : "");
+  const slider = $("m-step");
+  const atEnd = parseInt(slider.value, 10) >= parseInt(slider.max, 10);
+  slider.max = Math.max(0, log.grids.length - 1);
+  if (atEnd) slider.value = slider.max;  // follow the newest grid unless the user went back
+  showGrid(name, log.grids);
+  $("m-eval").textContent = Object.keys(log.eval).length ? JSON.stringify(log.eval, null, 1) : "no eval.json yet (gankit eval RUN)";
+  clearTimeout(monitorTimer);
+  monitorTimer = setTimeout(refreshMonitor, 5000);  // refreshes while the run trains
+}
+
+function showGrid(name, grids) {
+  const i = parseInt($("m-step").value, 10);
+  if (!grids.length) { $("m-step-name").textContent = "no sample grids"; return; }
+  $("m-grid").src = `/api/runs/${encodeURIComponent(name)}/grids/${grids[i]}`;
+  $("m-step-name").textContent = grids[i];
+  $("m-step").oninput = () => showGrid(name, grids);
+}
+
+// --- compare ------------------------------------------------------------------------------------
+async function showCompare() {
+  const c = await api("/api/compare");
+  const names = Object.keys(c.runs);
+  const head = "<tr><th>metric</th>" + names.map((n) => `<th>${n}</th>`).join("") + "</tr>";
+  const rows = c.metrics.map((m) => `<tr><td>${m}</td>` + names.map((n) => {
+    const v = c.runs[n][m];
+    return `<td>${typeof v === "number" ? v.toPrecision(4) : "–"}</td>`;
+  }).join("") + "</tr>");
+  const info = RUNS.map((r) => `<tr><td>${r.name}</td><td>${r.recipe}</td><td>${r.model}</td><td>${r.step}</td></tr>`);
+  $("c-table").innerHTML = head + (rows.join("") || `<tr><td colspan="${names.length + 1}">no eval.json in these runs</td></tr>`) +
+    "<tr><th>run</th><th>recipe</th><th>model</th><th>step</th></tr>" + info.join("");
+}
+
+// --- Turing test --------------------------------------------------------------------------------
+let turingItem = null, turingShown = 0, turingAnswered = 0;
+async function nextTuring() {
+  turingItem = await api(`/api/turing/next?rater=${encodeURIComponent(rater())}`);
+  $("t-img").src = `/api/items/${turingItem.token}/image.png`;
+  turingShown = performance.now();
+  showTuringResults();
+}
+
+async function answerTuring(answer) {
+  if (!turingItem) return;
+  const item = turingItem;
+  turingItem = null;
+  const r = await post("/api/votes", {token: item.token, rater: rater(), answer,
+                                       ms: Math.round(performance.now() - turingShown)});
+  turingAnswered += 1;
+  $("t-feedback").textContent = `It was ${r.was}. (${turingAnswered} answered)`;
+  $("t-score").textContent = `${turingAnswered} answered`;
+  await nextTuring();
+}
+
+async function showTuringResults() {
+  const r = await api("/api/turing/results");
+  const fmt = (p, ci) => Number.isFinite(p) ? `${(100 * p).toFixed(1)} % [${(100 * ci[0]).toFixed(1)}, ${(100 * ci[1]).toFixed(1)}]` : "–";
+  $("t-results").innerHTML = "<tr><th>run</th><th>generated shown</th><th>fool rate (95 % CI)</th><th>real shown</th><th>real judged real</th></tr>" +
+    Object.entries(r.runs).map(([n, d]) => `<tr><td>${n}</td><td>${d.fake_n}</td><td>${fmt(d.fool_rate, d.fool_rate_95)}</td>` +
+      `<td>${d.real_n}</td><td>${fmt(d.real_judged_real, d.real_judged_real_95)}</td></tr>`).join("");
+}
+
+// --- pairwise preference ------------------------------------------------------------------------
+let pairItem = null, pairVotes = 0;
+async function nextPair() {
+  try {
+    pairItem = await api(`/api/pair/next?rater=${encodeURIComponent(rater())}`);
+  } catch (e) {
+    $("p-count").textContent = e.message;
+    return;
+  }
+  $("p-img-a").src = `/api/items/${pairItem.token}/a.png`;
+  $("p-img-b").src = `/api/items/${pairItem.token}/b.png`;
+  showPairResults();
+}
+
+async function votePair(answer) {
+  if (!pairItem) return;
+  const item = pairItem;
+  pairItem = null;
+  await post("/api/votes", {token: item.token, rater: rater(), answer});
+  pairVotes += 1;
+  $("p-count").textContent = `${pairVotes} votes`;
+  await nextPair();
+}
+
+async function showPairResults() {
+  const r = await api("/api/pair/results");
+  $("p-results").innerHTML = "<tr><th>run</th><th>wins / comparisons</th><th>log-strength (95 % CI)</th></tr>" +
+    Object.entries(r.runs).map(([n, d]) => `<tr><td>${n}</td><td>${d.wins} / ${d.comparisons}</td>` +
+      `<td>${d.bt_log_strength.toFixed(2)} [${Number.isFinite(d.bt_95[0]) ? d.bt_95[0].toFixed(2) : "–"}, ` +
+      `${Number.isFinite(d.bt_95[1]) ? d.bt_95[1].toFixed(2) : "–"}]</td></tr>`).join("");
+}
+
+// --- user studies -------------------------------------------------------------------------------
+async function listStudies() {
+  const list = await api("/api/studies");
+  $("s-list").innerHTML = "<tr><th>study</th><th>kind</th><th>items</th><th>votes</th><th>raters</th><th></th></tr>" +
+    list.map((s) => `<tr><td>${s.name}</td><td>${s.kind}</td><td>${s.n_items}</td><td>${s.votes}</td><td>${s.raters}</td>` +
+      `<td>${s.closed ? "closed" : `<button data-open="${s.id}">take part</button>`} ` +
+      `<a href="/api/studies/${s.id}/export.csv">CSV</a> <button data-results="${s.id}">results</button>` +
+      (s.closed ? "" : ` <button data-close="${s.id}">close</button>`) + "</td></tr>").join("");
+  $("s-list").querySelectorAll("[data-open]").forEach((b) => (b.onclick = () => openStudy(+b.dataset.open)));
+  $("s-list").querySelectorAll("[data-results]").forEach((b) => (b.onclick = () => studyResults(+b.dataset.results)));
+  $("s-list").querySelectorAll("[data-close]").forEach((b) => (b.onclick = async () => {
+    await post(`/api/studies/${b.dataset.close}/close`, {});
+    listStudies();
+  }));
+}
+
+async function studyResults(id) {
+  $("s-run").hidden = false;
+  $("s-results").textContent = JSON.stringify(await api(`/api/studies/${id}/results`), null, 1);
+}
+
+async function openStudy(id) {
+  const s = await api(`/api/studies/${id}?rater=${encodeURIComponent(rater())}`);
+  $("s-run").hidden = false;
+  $("s-title").textContent = `${s.name} (${s.kind})`;
+  $("s-results").textContent = "";
+  if (!s.consented) {
+    $("s-consent-box").hidden = false;
+    $("s-consent-text").textContent = s.consent;
+    $("s-item").innerHTML = "";
+    $("s-agree").onclick = async () => {
+      await post(`/api/studies/${id}/consent`, {rater: rater()});
+      $("s-consent-box").hidden = true;
+      openStudy(id);
+    };
+    return;
+  }
+  $("s-consent-box").hidden = true;
+  const it = await api(`/api/studies/${id}/next?rater=${encodeURIComponent(rater())}`);
+  $("s-progress").textContent = `${s.answered} of ${s.n_items} answered`;
+  if (it.done) {
+    $("s-item").innerHTML = "<p>Done — thank you.</p>";
+    listStudies();
+    return;
+  }
+  const answer = async (a) => {
+    await post("/api/votes", {token: it.token, rater: rater(), answer: a});
+    openStudy(id);
+  };
+  if (it.kind === "turing") {
+    $("s-item").innerHTML = `<div class="ask"><img src="/api/items/${it.token}/image.png" alt="real or generated?">` +
+      '<div><button class="answer" id="s-real">Real</button><button class="answer" id="s-fake">Generated</button></div></div>';
+    $("s-real").onclick = () => answer("real");
+    $("s-fake").onclick = () => answer("fake");
+  } else {
+    $("s-item").innerHTML = `<div class="pair"><button class="pick" id="s-a"><img src="/api/items/${it.token}/a.png" alt="left"></button>` +
+      `<button class="pick" id="s-b"><img src="/api/items/${it.token}/b.png" alt="right"></button></div>`;
+    $("s-a").onclick = () => answer("a");
+    $("s-b").onclick = () => answer("b");
+  }
+}
+
+async function createStudy() {
+  try {
+    await post("/api/studies", {name: $("s-name").value, kind: $("s-kind").value,
+                                n_items: parseInt($("s-n").value, 10), consent: $("s-consent").value});
+  } catch (e) {
+    alert(e.message);
+  }
+  listStudies();
+}
+
+// --- start --------------------------------------------------------------------------------------
+async function start() {
+  $("rater").value = rater();
+  $("rater").onchange = () => localStorage.setItem("gankit-rater", $("rater").value || rater());
+  RUNS = await api("/api/runs");
+  const options = RUNS.map((r) => `<option value="${r.name}">${r.name} (${r.recipe}, step ${r.step})</option>`).join("");
+  document.querySelectorAll(".run-select").forEach((s) => (s.innerHTML = options));
+  document.querySelectorAll("#tabs button").forEach((b) => (b.onclick = () => showTab(b.dataset.tab)));
+  $("g-go").onclick = showGallery;
+  $("g-run").onchange = showGallery;
+  ["e-run", "e-a", "e-b", "e-mode"].forEach((id) => ($(id).onchange = updateExplore));
+  $("e-t").oninput = updateExplore;
+  $("m-run").onchange = refreshMonitor;
+  $("t-real").onclick = () => answerTuring("real");
+  $("t-fake").onclick = () => answerTuring("fake");
+  $("p-a").onclick = () => votePair("a");
+  $("p-b").onclick = () => votePair("b");
+  $("s-create").onclick = createStudy;
+  document.body.dataset.ready = "1";
+  showGallery();
+}
+
+start();

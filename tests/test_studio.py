@@ -1,0 +1,229 @@
+"""The studio's API with FastAPI's test client: every page's data, human evaluation stored in
+SQLite (no vote lost or counted twice, kept across restarts), and bad input answered with 4xx."""
+
+import io
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import tiny_config
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from gankit.errors import GankitError  # noqa: E402
+from gankit.studio import stats  # noqa: E402
+from gankit.studio.app import create_app  # noqa: E402
+from gankit.training.loop import fit  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("studio-runs")
+    sets = ["train.precision=fp32", "train.sample_every=2"]
+    fit(tiny_config("dcgan_mnist_fast", *sets, steps=4), root / "alpha")
+    fit(tiny_config("dcgan_mnist_fast", *sets, "train.seed=1", steps=4), root / "beta")
+    fit(tiny_config("cdcgan_mnist", *sets, steps=2), root / "cond")
+    fit(tiny_config("toy_ring", "train.precision=fp32", steps=2), root / "ring")
+    (root / "alpha" / "eval.json").write_text(json.dumps({"fid_mnistcnn_5k": 80.5, "protocol": {"run": "x"}}))
+    return root
+
+
+@pytest.fixture
+def client(runs, tmp_path):
+    app = create_app([runs / "alpha", runs / "beta", runs / "cond"], tmp_path / "studio.sqlite")
+    with TestClient(app) as c:
+        c.db = tmp_path / "studio.sqlite"
+        yield c
+
+
+def _png(resp):
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(resp.content))
+
+
+def test_runs_gallery_and_provenance(client):
+    runs = {r["name"]: r for r in client.get("/api/runs").json()}
+    assert set(runs) == {"alpha", "beta", "cond"}
+    assert runs["cond"]["conditional"] and runs["cond"]["n_classes"] == 10
+    assert runs["alpha"]["metrics"]["fid_mnistcnn_5k"] == 80.5
+    assert client.get("/api/runs/alpha/gallery?n=8&seed=5").json()["seeds"] == list(range(5, 13))
+    im = _png(client.get("/api/runs/alpha/sample.png?seed=3"))
+    assert im.size == (112, 112)  # 28 px x scale 4
+    assert im.text["gankit:generated"] == "true" and im.text["gankit:seed"] == "3"
+    assert im.text["gankit:model_hash"] == runs["alpha"]["model_hash"]
+    # the same seed gives the same image; another seed another
+    a, b = (client.get(f"/api/runs/alpha/sample.png?seed={s}").content for s in (3, 3))
+    assert a == b and a != client.get("/api/runs/alpha/sample.png?seed=4").content
+    assert _png(client.get("/api/runs/cond/sample.png?seed=0&label=7")).text["gankit:label"] == "7"
+
+
+def test_interpolation_ends_are_the_seeds_images(client):
+    def pixels(url):
+        return _png(client.get(url)).tobytes()
+
+    assert pixels("/api/runs/alpha/interp.png?a=3&b=9&t=0") == pixels("/api/runs/alpha/sample.png?seed=3")
+    assert pixels("/api/runs/alpha/interp.png?a=3&b=9&t=1") == pixels("/api/runs/alpha/sample.png?seed=9")
+    assert pixels("/api/runs/alpha/interp.png?a=3&b=9&t=0.5") != pixels("/api/runs/alpha/sample.png?seed=3")
+    gif = client.get("/api/runs/alpha/interp.gif?a=3&b=9&steps=4")
+    assert gif.status_code == 200 and gif.content[:6] == b"GIF89a"
+    assert Image.open(io.BytesIO(gif.content)).n_frames == 6  # 4 there, 2 back
+
+
+def test_monitor_and_compare(client):
+    log = client.get("/api/runs/alpha/log").json()
+    assert [r["step"] for r in log["rows"]] == [2, 4]
+    assert log["grids"] == ["step-0000002.png", "step-0000004.png"]
+    assert _png(client.get(f"/api/runs/alpha/grids/{log['grids'][0]}"))
+    assert client.get("/api/runs/alpha/log?after=2").json()["rows"][0]["step"] == 4
+    cmp = client.get("/api/compare").json()
+    assert "fid_mnistcnn_5k" in cmp["metrics"] and cmp["runs"]["beta"] == {}
+
+
+def test_turing_votes_counted_once_and_scored(client):
+    counts = {"real": 0, "fake": 0}
+    for _ in range(30):
+        item = client.get("/api/turing/next?rater=r1").json()
+        im = _png(client.get(f"/api/items/{item['token']}/image.png"))
+        generated = im.text.get("gankit:generated") == "true"
+        r = client.post("/api/votes", json={"token": item["token"], "rater": "r1", "answer": "real"}).json()
+        assert r["counted"] and r["was"] == ("fake" if generated else "real")
+        counts[r["was"]] += 1
+        again = client.post("/api/votes", json={"token": item["token"], "rater": "r1", "answer": "fake"}).json()
+        assert not again["counted"]  # a double click or retry never counts twice
+    res = client.get("/api/turing/results").json()
+    assert res["votes"] == 30
+    fakes = sum(d["fake_n"] for d in res["runs"].values())
+    assert fakes == counts["fake"] and counts["real"] > 0 and counts["fake"] > 0
+    for d in res["runs"].values():  # everything was answered "real": every fake fooled
+        if d["fake_n"]:
+            assert d["fool_rate"] == 1.0 and d["fool_rate_95"][0] < 1.0
+
+
+def test_pairwise_preference_and_bradley_terry(client):
+    for _ in range(12):
+        item = client.get("/api/pair/next?rater=r2").json()
+        _png(client.get(f"/api/items/{item['token']}/a.png"))
+        _png(client.get(f"/api/items/{item['token']}/b.png"))
+        assert client.post("/api/votes", json={"token": item["token"], "rater": "r2", "answer": "a"}).json()["counted"]
+    res = client.get("/api/pair/results").json()
+    assert res["votes"] == 12 and sum(d["wins"] for d in res["runs"].values()) == 12
+    for d in res["runs"].values():
+        lo, hi = d["bt_95"]
+        assert lo <= d["bt_log_strength"] <= hi
+
+
+def test_study_lifecycle_consent_progress_export_and_restart(client, runs, tmp_path):
+    s = client.post("/api/studies", json={"name": "s1", "kind": "pairwise", "n_items": 3,
+                                          "consent": "ok to store my answers", "runs": ["alpha", "beta"]}).json()
+    sid = s["id"]
+    item = client.get(f"/api/studies/{sid}/next?rater=ann").json()
+    vote = {"token": item["token"], "rater": "ann", "answer": "b"}
+    assert client.post("/api/votes", json=vote).status_code == 403  # no consent yet
+    assert client.post(f"/api/studies/{sid}/consent", json={"rater": "ann"}).status_code == 200
+    for _ in range(3):
+        item = client.get(f"/api/studies/{sid}/next?rater=ann").json()
+        r = client.post("/api/votes", json={"token": item["token"], "rater": "ann", "answer": "b"})
+        assert r.status_code == 200
+    assert client.get(f"/api/studies/{sid}/next?rater=ann").json() == {"done": True}
+    assert client.get(f"/api/studies/{sid}?rater=ann").json()["answered"] == 3
+    csv = client.get(f"/api/studies/{sid}/export.csv").text.splitlines()
+    assert csv[0].startswith("position,kind,run_a") and len(csv) == 4
+    assert client.get(f"/api/studies/{sid}/results").json()["votes"] == 3
+    client.post(f"/api/studies/{sid}/close")
+    assert client.post("/api/votes", json=vote).status_code == 409
+    # a restarted server over the same database keeps every judgement
+    app2 = create_app([runs / "alpha", runs / "beta"], client.db)
+    with TestClient(app2) as c2:
+        assert c2.get(f"/api/studies/{sid}/results").json()["votes"] == 3
+        assert c2.get(f"/api/studies/{sid}").json()["closed"]
+    con = sqlite3.connect(client.db)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+BAD = [
+    ("get", "/api/runs/../../etc/sample.png", None, 404),
+    ("get", "/api/runs/%2e%2e%2fetc/sample.png", None, 404),
+    ("get", "/api/runs/nosuchrun/sample.png", None, 404),
+    ("get", "/api/runs/alpha/grids/..%2F..%2Fconfig.yaml", None, 404),
+    ("get", "/api/runs/alpha/grids/config.yaml", None, 404),
+    ("get", "/static/..%2F..%2Fapp.py", None, 404),
+    ("get", "/api/runs/alpha/gallery?n=100000", None, 422),
+    ("get", "/api/runs/alpha/gallery?n=abc", None, 422),
+    ("get", "/api/runs/alpha/sample.png?seed=-1", None, 422),
+    ("get", "/api/runs/alpha/interp.png?a=1&b=2&t=2", None, 422),
+    ("get", "/api/runs/alpha/interp.gif?a=1&b=2&steps=100000", None, 422),
+    ("get", "/api/runs/cond/sample.png?label=99", None, 400),
+    ("get", "/api/turing/next", None, 422),
+    ("post", "/api/votes", {"token": "x" * 16, "rater": "r", "answer": "real"}, 404),
+    ("post", "/api/votes", {"token": "x" * 16, "rater": "r", "answer": "maybe"}, 422),
+    ("post", "/api/votes", {"token": 5, "rater": ["r"], "answer": "real"}, 422),
+    ("post", "/api/votes", "not json", 422),
+    ("post", "/api/studies", {"name": "s", "kind": "turing", "n_items": 10**6}, 422),
+    ("post", "/api/studies", {"name": "s", "kind": "turing", "n_items": 2, "runs": ["nope"]}, 404),
+    ("get", "/api/studies/999", None, 404),
+    ("get", "/api/studies/999/next?rater=r", None, 404),
+    ("get", "/api/items/nosuchtoken/image.png", None, 404),
+]
+
+
+@pytest.mark.parametrize("method,url,body,status", BAD)
+def test_bad_input_gets_a_4xx_with_a_message(client, method, url, body, status):
+    kw = {} if body is None else ({"content": body} if isinstance(body, str) else {"json": body})
+    r = getattr(client, method)(url, **kw)
+    assert r.status_code == status, (url, r.status_code, r.text)
+    if r.headers.get("content-type", "").startswith("application/json"):
+        assert r.json()["detail"]
+
+
+def test_huge_body_and_toy_runs_are_refused(client, runs, tmp_path):
+    r = client.post("/api/votes", content=b"x" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    app = create_app([runs / "ring"], tmp_path / "other.sqlite")
+    with TestClient(app) as c:
+        assert c.get("/api/runs/ring/sample.png").status_code == 400
+        assert "points, not images" in c.get("/api/turing/next?rater=r").json()["detail"]
+        assert c.get("/api/pair/next?rater=r").status_code in (400, 409)
+
+
+def test_closed_study_and_duplicate_names(client):
+    sid = client.post("/api/studies", json={"name": "dup", "kind": "turing", "n_items": 2}).json()["id"]
+    assert client.post("/api/studies", json={"name": "dup", "kind": "turing", "n_items": 2}).status_code == 409
+    client.post(f"/api/studies/{sid}/close")
+    assert client.get(f"/api/studies/{sid}/next?rater=r").status_code == 409
+
+
+def test_not_a_run_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(GankitError, match="not a gankit run folder"):
+        create_app([tmp_path], tmp_path / "db.sqlite")
+
+
+def test_concurrent_raters_lose_no_vote(client):
+    tokens = [client.get("/api/turing/next?rater=x").json()["token"] for _ in range(50)]
+
+    def rate(k):
+        return sum(client.post("/api/votes", json={"token": t, "rater": f"c{k}", "answer": "fake"}).json()["counted"]
+                   for t in tokens)
+
+    with ThreadPoolExecutor(8) as ex:
+        assert sum(ex.map(rate, range(8))) == 400
+    con = sqlite3.connect(client.db)
+    assert con.execute("SELECT COUNT(*) FROM votes WHERE rater LIKE 'c%'").fetchone()[0] == 400
+
+
+def test_wilson_and_bradley_terry_against_known_values():
+    p, lo, hi = stats.wilson(8, 10)
+    assert p == 0.8 and lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert stats.wilson(0, 20)[1] == 0.0 and stats.wilson(0, 20)[2] > 0.1
+    # A beats B 3:1 in expectation -> log-strength gap near log 3 (the half-win prior shrinks it a little)
+    wins = [("A", "B")] * 300 + [("B", "A")] * 100
+    s = stats.bradley_terry(["A", "B"], wins)
+    assert s["A"] - s["B"] == pytest.approx(1.0986, abs=0.01) and s["A"] + s["B"] == pytest.approx(0, abs=1e-9)
+    # transitive three-way: A > B > C
+    wins = [("A", "B")] * 20 + [("B", "C")] * 20 + [("A", "C")] * 20 + [("B", "A")] * 5 + [("C", "B")] * 5
+    s = stats.bradley_terry(["A", "B", "C"], wins)
+    assert s["A"] > s["B"] > s["C"]

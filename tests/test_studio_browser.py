@@ -1,0 +1,190 @@
+"""The studio in a real browser: headless Debian Chromium (/usr/bin/chromium) driven by Playwright
+for Python, against `gankit serve`'s app on loopback. Also the load test: 20 concurrent raters,
+2000 votes, exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir)."""
+
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import tiny_config
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+
+from gankit.studio.app import create_app  # noqa: E402
+from gankit.training.loop import fit  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("studio-e2e")
+    sets = ["train.precision=fp32", "train.sample_every=2"]
+    fit(tiny_config("dcgan_mnist_fast", *sets, steps=4), root / "alpha")
+    fit(tiny_config("dcgan_mnist_fast", *sets, "train.seed=1", steps=4), root / "beta")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = root / "studio.sqlite"
+    app = create_app([root / "alpha", root / "beta"], db)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}", "db": db, "root": root}
+    srv.should_exit = True
+    t.join(timeout=10)
+
+
+def _rows(db, sql):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def page(tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed (make test installs Debian's chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-component-update", "--no-first-run"])
+        pg = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg
+        browser.close()
+        assert not errors, errors
+
+
+def _shots(tmp_path) -> Path:
+    d = Path(os.environ.get("GANKIT_SCREENSHOTS", tmp_path))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _loaded(page, selector):
+    """Wait until every image matched by selector has finished loading with real pixels."""
+    page.wait_for_function(
+        f"Array.from(document.querySelectorAll('{selector}')).every(i => i.complete && i.naturalWidth > 0)"
+        f" && document.querySelectorAll('{selector}').length > 0")
+
+
+def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_path):
+    shots = _shots(tmp_path)
+    page.goto(server["url"] + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    _loaded(page, "#g-grid img")
+    assert page.locator("#g-grid img").count() == 32
+    page.locator("#g-grid img").nth(5).click()
+    assert page.locator("#g-d-seed").inner_text() == "5"
+    page.screenshot(path=str(shots / "studio-gallery.png"), full_page=True)
+
+    # latent explorer: moving the slider changes the interpolated image
+    page.click("#g-d-explore")
+    _loaded(page, "#e-img")
+    before = page.locator("#e-img").get_attribute("src")
+    page.locator("#e-t").fill("0.9")  # a range input: fill sets the value and fires input
+    page.wait_for_function(f"document.getElementById('e-img').src !== {json.dumps(server['url'] + before)}")
+    _loaded(page, "#e-img")
+    assert "t=0.9" in page.locator("#e-img").get_attribute("src")
+    assert page.locator("#e-t-val").inner_text() == "0.90"
+    page.screenshot(path=str(shots / "studio-explorer.png"))
+
+    # Turing test: 10 answers
+    votes0 = _rows(server["db"], "SELECT COUNT(*) FROM votes")
+    page.click("button[data-tab='turing']")
+    for i in range(10):
+        _loaded(page, "#t-img")
+        page.click("#t-real" if i % 2 else "#t-fake")
+        page.wait_for_function(f"document.getElementById('t-score').textContent.startsWith('{i + 1} answered')")
+    page.wait_for_selector("#t-results tr:nth-child(2)")
+    page.screenshot(path=str(shots / "studio-turing.png"), full_page=True)
+    assert _rows(server["db"], "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
+                               "WHERE items.kind = 'turing'") == 10
+
+    # pairwise preference: 5 votes
+    page.click("button[data-tab='pair']")
+    for i in range(5):
+        _loaded(page, "#p-img-a")
+        _loaded(page, "#p-img-b")
+        page.click("#p-a" if i % 2 else "#p-b")
+        page.wait_for_function(f"document.getElementById('p-count').textContent === '{i + 1} votes'")
+    page.wait_for_selector("#p-results tr:nth-child(3)")
+    page.screenshot(path=str(shots / "studio-preference.png"), full_page=True)
+    assert _rows(server["db"], "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
+                               "WHERE items.kind = 'pairwise'") == 5
+    assert _rows(server["db"], "SELECT COUNT(*) FROM votes") == votes0 + 15
+
+    # training monitor draws the curves and shows the fixed-z grids
+    page.click("button[data-tab='monitor']")
+    _loaded(page, "#m-grid")
+    assert "step-0000004.png" in page.locator("#m-step-name").inner_text()
+    page.screenshot(path=str(shots / "studio-monitor.png"), full_page=True)
+
+
+def test_user_study_in_chromium(server, page, tmp_path):
+    page.goto(server["url"] + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    page.click("button[data-tab='studies']")
+    page.fill("#s-name", "browser-study")
+    page.fill("#s-n", "3")
+    page.click("#s-create")
+    page.locator("[data-open]").last.click()
+    page.click("#s-agree")  # the consent note comes first
+    for _ in range(3):
+        page.wait_for_selector("#s-item .answer, #s-item .pick")
+        _loaded(page, "#s-item img")
+        page.locator("#s-item button").first.click()
+        page.wait_for_timeout(100)
+    page.wait_for_selector("text=Done — thank you.")
+    page.screenshot(path=str(_shots(tmp_path) / "studio-study.png"), full_page=True)
+    assert _rows(server["db"], "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
+                               "JOIN studies ON studies.id = items.study_id WHERE studies.name = 'browser-study'") == 3
+
+
+def test_load_20_raters_2000_votes(server):
+    """Loopback load: 20 concurrent raters, 100 Turing items each -> exactly 2000 vote rows."""
+    url = server["url"]
+
+    def call(path, body=None):
+        req = urllib.request.Request(url + path, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"})
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=60) as r:
+            out = json.loads(r.read())
+        return out, time.perf_counter() - t0
+
+    def rater(k):
+        lat = []
+        for _ in range(100):
+            item, _ = call(f"/api/turing/next?rater=load{k}")
+            res, dt = call("/api/votes", {"token": item["token"], "rater": f"load{k}", "answer": "fake"})
+            assert res["counted"]
+            lat.append(dt)
+        return lat
+
+    before = _rows(server["db"], "SELECT COUNT(*) FROM votes")
+    with ThreadPoolExecutor(20) as ex:
+        lat = [x for part in ex.map(rater, range(20)) for x in part]
+    assert _rows(server["db"], "SELECT COUNT(*) FROM votes") - before == 2000
+    assert _rows(server["db"], "SELECT COUNT(*) FROM votes WHERE rater LIKE 'load%'") == 2000
+    p95 = statistics.quantiles(lat, n=20)[-1]
+    print(f"\nload: 2000 votes from 20 raters, vote p95 latency {1000 * p95:.1f} ms, median "
+          f"{1000 * statistics.median(lat):.1f} ms")
