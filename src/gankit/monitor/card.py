@@ -21,7 +21,7 @@ def write_card(run: Path) -> Path:
             scores = json.loads((run / "eval.json").read_text())
         except ValueError:
             scores = {}
-    metric_lines = [f"- `{k}`: {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float))][:12]
+    metric_lines = [f"  - `{k}`: {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float))][:12]
     text = f"""# Model card: {run.name}
 
 - **Model**: generative adversarial network, recipe `{start.get('recipe', '?')}`, architecture hash

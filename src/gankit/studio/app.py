@@ -481,4 +481,5 @@ def _pair_results(con, study: int | None, names: list[str]) -> dict[str, Any]:
             "runs": {n: {"wins": sum(w == n for w, _ in wins), "comparisons": sum(n in p for p in wins),
                          "bt_log_strength": v[0], "bt_95": [v[1], v[2]]} for n, v in bt.items()},
             "note": "Bradley-Terry log-strengths (centred at 0; P(i beats j) = sigmoid(s_i - s_j)), "
-                    "95 % percentile-bootstrap intervals over the votes"}
+                    "95 % percentile-bootstrap intervals over the votes; with fewer than about 30 votes per "
+                    "pair of runs these intervals are too narrow, so collect more before concluding"}

@@ -147,7 +147,9 @@ async function refreshMonitor() {
   slider.max = Math.max(0, log.grids.length - 1);
   if (atEnd) slider.value = slider.max;  // follow the newest grid unless the user went back
   showGrid(name, log.grids);
-  $("m-eval").textContent = Object.keys(log.eval).length ? JSON.stringify(log.eval, null, 1) : "no eval.json yet (gankit eval RUN)";
+  const scores = Object.entries(log.eval).filter(([, v]) => typeof v === "number");
+  $("m-eval").textContent = scores.length ? "eval.json\n" + scores.map(([k, v]) => `${k}: ${v.toPrecision(4)}`).join("\n")
+                                          : "no eval.json yet (gankit eval RUN)";
   clearTimeout(monitorTimer);
   monitorTimer = setTimeout(refreshMonitor, 5000);  // refreshes while the run trains
 }
