@@ -178,10 +178,22 @@ async function showCompare() {
 
 // --- Turing test --------------------------------------------------------------------------------
 let turingItem = null, turingShown = 0, turingAnswered = 0;
+// Answer buttons stay disabled from a click until the next item's image has loaded: a quick second
+// click must never answer for an image the rater has not seen (or be silently dropped).
+function setAnswerable(ids, on) { ids.forEach((id) => ($(id).disabled = !on)); }
+
+async function showImages(pairs) {
+  pairs.forEach(([id, src]) => ($(id).src = src));
+  await Promise.all(pairs.map(([id]) => $(id).decode().catch(() => {})));
+}
+
 async function nextTuring() {
-  turingItem = await api(`/api/turing/next?rater=${encodeURIComponent(rater())}`);
-  $("t-img").src = `/api/items/${turingItem.token}/image.png`;
+  setAnswerable(["t-real", "t-fake"], false);
+  const item = await api(`/api/turing/next?rater=${encodeURIComponent(rater())}`);
+  await showImages([["t-img", `/api/items/${item.token}/image.png`]]);
+  turingItem = item;
   turingShown = performance.now();
+  setAnswerable(["t-real", "t-fake"], true);
   showTuringResults();
 }
 
@@ -189,6 +201,7 @@ async function answerTuring(answer) {
   if (!turingItem) return;
   const item = turingItem;
   turingItem = null;
+  setAnswerable(["t-real", "t-fake"], false);
   const r = await post("/api/votes", {token: item.token, rater: rater(), answer,
                                        ms: Math.round(performance.now() - turingShown)});
   turingAnswered += 1;
@@ -208,14 +221,18 @@ async function showTuringResults() {
 // --- pairwise preference ------------------------------------------------------------------------
 let pairItem = null, pairVotes = 0;
 async function nextPair() {
+  setAnswerable(["p-a", "p-b"], false);
   try {
     pairItem = await api(`/api/pair/next?rater=${encodeURIComponent(rater())}`);
   } catch (e) {
     $("p-count").textContent = e.message;
     return;
   }
-  $("p-img-a").src = `/api/items/${pairItem.token}/a.png`;
-  $("p-img-b").src = `/api/items/${pairItem.token}/b.png`;
+  const item = pairItem;
+  pairItem = null;
+  await showImages([["p-img-a", `/api/items/${item.token}/a.png`], ["p-img-b", `/api/items/${item.token}/b.png`]]);
+  pairItem = item;
+  setAnswerable(["p-a", "p-b"], true);
   showPairResults();
 }
 
@@ -223,6 +240,7 @@ async function votePair(answer) {
   if (!pairItem) return;
   const item = pairItem;
   pairItem = null;
+  setAnswerable(["p-a", "p-b"], false);
   await post("/api/votes", {token: item.token, rater: rater(), answer});
   pairVotes += 1;
   $("p-count").textContent = `${pairVotes} votes`;
