@@ -78,6 +78,33 @@ class Generator:
                 f"step={self.step}, ema={self.ema})")
 
     @property
+    def task(self) -> bool:
+        """An image-to-image generator (translate/upscale/inpaint), not z -> x."""
+        from .nets.translation import TASK_MODELS
+
+        return self.cfg.model.name in TASK_MODELS
+
+    @torch.no_grad()
+    def translate(self, a: Tensor, mask: Tensor | None = None, batch: int = 100) -> Tensor:
+        """G(A) for an image-to-image run: A in [-1, 1] (N, C, H, W); inpainting takes `mask`
+        (N, 1, H, W), 1 = missing, and returns the image with the known pixels kept."""
+        if not self.task:
+            raise GankitError(f"this run ({self.cfg.recipe}, model {self.cfg.model.name}) generates from noise; "
+                              "translate/upscale/inpaint need an image-to-image run")
+        outs = []
+        for i in range(0, len(a), batch):
+            x = a[i: i + batch]
+            if self.cfg.model.name == "inpaint":
+                if mask is None:
+                    raise GankitError("inpainting needs a mask (white = missing)")
+                m = mask[i: i + batch]
+                x = x * (1 - m)
+                outs.append(x + self.net(x, m) * m)
+            else:
+                outs.append(self.net(x))
+        return torch.cat(outs).float().clamp(-1, 1)
+
+    @property
     def conditional(self) -> bool:
         return self.cfg.model.cond != "none"
 
@@ -115,6 +142,9 @@ class Generator:
                truncation: float | None = None) -> Tensor:
         """n samples from the seed's latents; `label` asks a conditional G for one class;
         `truncation` (psi, StyleGAN) pulls each w towards the average w: 1 = off, 0 = the mean image."""
+        if self.task:
+            raise GankitError(f"{self.cfg.recipe} is an image-to-image run ({self.cfg.model.name}): it maps images, "
+                              "it does not sample; use gankit translate / upscale / inpaint")
         if n < 1:
             raise GankitError(f"n must be >= 1, got {n}")
         if truncation is None:
@@ -189,6 +219,12 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     target = Path(target)
     if target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
         g = load(target, ema=ema)
+        if g.task:  # image-to-image: scored on its held-out pairs against the task's baselines
+            from .metrics.translation import evaluate_task
+
+            res = evaluate_task(g, n or 0, seed)
+            res["protocol"].update({"run": str(target)})
+            return res
         data_cfg = g.cfg.data if against is None else DataConfig(source=against)
         reference = build_data(data_cfg)
         n = n or (5000 if reference.is_image else 2500)

@@ -98,6 +98,19 @@ def _dry_run(cfg: Any) -> int:
 
     cfg, data = prepare(cfg)
     g, d = build(cfg.model, data.shape)
+    from .nets.translation import TASK_MODELS
+
+    if cfg.model.name in TASK_MODELS:  # maps images (no z): count one real training step instead
+        from .training.tasks import step_flops
+
+        per_image = step_flops(cfg, data)
+        print(cfg.to_yaml().rstrip())
+        print(f"# data: {cfg.data.source}, {len(data)} targets of shape {tuple(data.shape)}"
+              + (f", inputs of shape {tuple(data.a.shape[1:])}" if data.a is not None else ""))
+        print(f"# G: {count_params(g):,} parameters; D: {count_params(d):,} parameters")
+        print(f"# about {per_image * cfg.train.batch / 1e9:.2f} GFLOP per training step, {per_image / 1e9:.3f} "
+              "per image (counted on one real step, forward and backward; multiply-add = 2 FLOP)")
+        return 0
     f = flops_per_example(g, d)
     t = cfg.train
     # forward+backward ~ 3x forward; D steps see B real + B fake, the G step back-propagates through D
@@ -141,6 +154,62 @@ def cmd_sample(a: argparse.Namespace) -> int:
     else:
         raise GankitError(f"--out must end in .npy or .png, or be a folder; got {out}")
     print(f"wrote {a.n} samples of shape {tuple(x.shape[1:])} to {out}")
+    return 0
+
+
+def _read_image(path: Path, channels: int) -> Any:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise GankitError(f"{path}: cannot read image ({type(e).__name__})") from None
+    import torch
+
+    t = torch.from_numpy(arr / 127.5 - 1)
+    return t[None] if channels == 1 else t.permute(2, 0, 1)
+
+
+def cmd_translate(a: argparse.Namespace) -> int:
+    """translate / upscale / inpaint: one image or a folder of images through an image-to-image run."""
+    import torch
+
+    from . import api
+    from .data.files import IMAGE_SUFFIXES
+    from .monitor.images import grid, save_png
+
+    g = api.load(a.run, ema=not a.no_ema)
+    want = {"translate": ("pix2pix", "cyclegan"), "upscale": ("srgan",), "inpaint": ("inpaint",)}[a.cmd]
+    if g.cfg.model.name not in want:
+        raise GankitError(f"{a.run} is a {g.cfg.model.name} run; gankit {a.cmd} needs a {' or '.join(want)} run")
+    src, out = Path(a.input), Path(a.out)
+    if not src.exists():
+        raise GankitError(f"{src}: no such image or folder")
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
+    if not files:
+        raise GankitError(f"{src}: no images found")
+    cin = g.cfg.model.in_channels or g.shape[0]
+    mask = None
+    if a.cmd == "inpaint":
+        if not a.mask:
+            raise GankitError("gankit inpaint needs --mask MASK.png (white pixels are missing)")
+        mask = (_read_image(Path(a.mask), 1) > 0).float()[None]
+    info = {"model_hash": g.hash, "run": str(a.run), "step": str(g.step)}
+    for p in files:
+        x = _read_image(p, cin)[None]
+        if mask is not None and mask.shape[-2:] != x.shape[-2:]:
+            raise GankitError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but {p.name} is {x.shape[-1]}x{x.shape[-2]}")
+        if g.cfg.model.name == "cyclegan" and (x.shape[-1] % 4 or x.shape[-2] % 4):
+            raise GankitError(f"{p.name}: cyclegan needs sides divisible by 4, got {x.shape[-1]}x{x.shape[-2]}")
+        with torch.no_grad():
+            y = g.translate(x, mask)
+        dest = out / p.name if src.is_dir() else out
+        if dest.suffix.lower() != ".png":
+            dest = dest.with_suffix(".png")
+        save_png(grid(y, pad=0), dest, info | {"input": p.name})
+    print(f"wrote {len(files)} image(s) to {out}")
     return 0
 
 
@@ -316,6 +385,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=0, help="decoding processes (0 = by the number of images)")
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=cmd_prepare)
+
+    for name, what in (("translate", "A -> B with a pix2pix or CycleGAN run"),
+                       ("upscale", "super-resolve with an srgan run"),
+                       ("inpaint", "fill the white pixels of --mask with an inpaint run")):
+        tr = sub.add_parser(name, help=f"{what}: one image or a folder of images")
+        tr.add_argument("run", help="run folder or checkpoint file")
+        tr.add_argument("input", help="an image, or a folder of images")
+        tr.add_argument("--out", required=True, help="a .png (one input) or a folder (same file names)")
+        if name == "inpaint":
+            tr.add_argument("--mask", help="PNG of the input's size; white pixels are missing")
+        tr.add_argument("--no-ema", action="store_true")
+        tr.set_defaults(func=cmd_translate, cmd=name)
 
     sv = sub.add_parser("serve", help="web studio: gallery, latent explorer, training monitor, run comparison and "
                         "human evaluation (Turing test, pairwise preference, user studies)")

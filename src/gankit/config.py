@@ -29,6 +29,7 @@ class DataConfig:
     channels: int = 0  # force 1 (grayscale) or 3 (RGB); 0 keeps the native channel count
     n: int = 0  # use only the first n examples (toy sets: points drawn); 0 = all
     pad: int = 0  # pad images by this many background pixels per side (after resizing), e.g. 2: 28 -> 32
+    split: str = "all"  # mnist5k and the image-to-image built-ins: all | train (9 of every 10) | test (every 10th)
 
 
 @dataclass
@@ -58,6 +59,10 @@ class ModelConfig:
     style_mix: float = 0.9  # stylegan: probability of style mixing regularisation in training
     n_d: int = 1  # GMAN: this many discriminators, each trained on its own loss (Durugkar et al. 2017)
     n_g: int = 1  # a uniform mixture of this many generators (sample i from generator i mod n_g)
+    in_channels: int = 0  # image-to-image: channels of the input A; 0 = from the data, frozen at start
+    scale: int = 0  # srgan: output/input size ratio; 0 = from the data, frozen at start
+    patch_layers: int = 2  # PatchGAN: stride-2 layers (2: 34x34 receptive field, 3: 70x70)
+    dropout_g: float = 0.0  # pix2pix: dropout in G's inner decoder levels (its noise source)
 
 
 @dataclass
@@ -66,6 +71,12 @@ class LossConfig:
     real_label: float = 1.0  # one-sided label smoothing: 0.9 (Salimans et al. 2016); BCE losses only
     aux_weight: float = 1.0  # ACGAN: weight of the class cross-entropy in both losses
     gman_lambda: float = 0.0  # several Ds: G's loss is sum softmax(lambda*L_i) L_i; 0 = mean, large = max
+    adv_weight: float = 1.0  # image-to-image: weight of the adversarial term in G's loss (SRGAN: 1e-3; 0 = none)
+    l1_weight: float = 100.0  # pix2pix / inpainting: lambda of the L1 (reconstruction) term
+    cycle_weight: float = 10.0  # cyclegan: lambda of the cycle-consistency term
+    identity_weight: float = 0.5  # cyclegan: identity term, as a fraction of cycle_weight
+    feature_weight: float = 0.0  # srgan: weight of the feature (perceptual) content loss; pixel MSE always
+    feature_net: str = "mnistcnn"  # srgan: the feature loss's net: mnistcnn, or a VGG-19 / digit-CNN weights path
 
 
 @dataclass
@@ -147,8 +158,9 @@ class Config:
 SECTIONS = [f.name for f in fields(Config) if dataclasses.is_dataclass(f.default_factory)]  # type: ignore[arg-type]
 
 CHOICES = {
-    "model.norm_g": ("none", "batch", "layer", "spectral"),
-    "model.norm_d": ("none", "batch", "layer", "spectral"),
+    "model.norm_g": ("none", "batch", "layer", "spectral", "instance"),
+    "model.norm_d": ("none", "batch", "layer", "spectral", "instance"),
+    "data.split": ("train", "test", "all"),
     "model.act_g": ("relu", "leaky_relu", "tanh"),
     "model.act_d": ("relu", "leaky_relu", "tanh"),
     "model.init": ("default", "dcgan", "glorot"),
@@ -309,7 +321,8 @@ def validate(cfg: Config) -> Config:
             "nor an existing path"
         )
     positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
-                "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g", "model.grow_steps"]
+                "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g", "model.grow_steps",
+                "model.patch_layers"]
     for key in positive:
         sec, k = key.split(".")
         if getattr(getattr(cfg, sec), k) < 1:
@@ -322,7 +335,8 @@ def validate(cfg: Config) -> Config:
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
         "train.unroll", "train.workers", "model.n_classes", "loss.aux_weight", "model.attention", "data.pad",
         "reg.drift",
-        "loss.gman_lambda", "model.mapping",
+        "loss.gman_lambda", "model.mapping", "model.in_channels", "model.scale", "loss.adv_weight",
+        "loss.l1_weight", "loss.cycle_weight", "loss.identity_weight", "loss.feature_weight", "model.dropout_g",
     ]
     for key in non_negative:
         sec, k = key.split(".")

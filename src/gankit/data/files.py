@@ -22,6 +22,10 @@ def load_path(path: Path, cfg: Any) -> Dataset:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
+        if (path / "A").is_dir() and (path / "B").is_dir():
+            from .paired import load_ab_folder
+
+            return load_ab_folder(path)
         return load_folder(path, cfg.image_size)
     name = path.name
     if "idx3-ubyte" in name or "idx3_ubyte" in name or "-ubyte" in name:

@@ -34,6 +34,8 @@ def norm2d(name: str, c: int, momentum: float = 0.1) -> nn.Module:
         return nn.BatchNorm2d(c, momentum=momentum)
     if name == "layer":
         return nn.GroupNorm(1, c)  # one group = layer norm over (C,H,W)
+    if name == "instance":
+        return nn.InstanceNorm2d(c, affine=True)
     return nn.Identity()
 
 

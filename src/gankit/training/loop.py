@@ -72,6 +72,7 @@ def prepare(cfg: Config) -> tuple[Config, Dataset]:
         raise ConfigError(f"data {cfg.data.source} holds points {data.shape}; use model.name=toy_mlp")
     if data.is_image and cfg.model.name == "toy_mlp":
         raise ConfigError(f"model toy_mlp models 2-D points, but {cfg.data.source} holds images {data.shape}")
+    data = _task_data(cfg, data)
     if cfg.model.cond != "none":
         if data.y is None:
             raise ConfigError(f"model.cond={cfg.model.cond} needs class labels, but {cfg.data.source} has none")
@@ -83,6 +84,49 @@ def prepare(cfg: Config) -> tuple[Config, Dataset]:
     return cfg, data
 
 
+def _task_data(cfg: Config, data: Dataset) -> Dataset:
+    """Image-to-image models: check the data has what the task needs, and freeze A's channels and
+    the size ratio into the config (the nets are built from them)."""
+    from ..data.paired import split_side_by_side
+    from ..nets.translation import TASK_MODELS
+
+    name = cfg.model.name
+    if name not in TASK_MODELS:
+        return data
+    if name in ("pix2pix", "srgan") and data.a is None and data.is_image:
+        data = split_side_by_side(data)
+    needs = {"pix2pix": "paired", "srgan": "paired", "cyclegan": "any", "inpaint": "none"}[name]
+    if needs != "none" and data.a is None:
+        raise ConfigError(f"model {name} translates A -> B, but {cfg.data.source} holds only one set of images "
+                          "(use a folder with A/ and B/, side-by-side A|B images, or a built-in such as "
+                          "edges2digits, thin2thick, lowres4_mnist, colorize_photos)")
+    if needs == "paired" and not data.paired:
+        raise ConfigError(f"model {name} needs paired data (A/x.png with B/x.png); {cfg.data.source} is unpaired "
+                          "(cyclegan learns from unpaired sets)")
+    if data.a is not None and needs != "none":
+        cfg.model.in_channels = int(data.a.shape[1])
+        ha, hb = data.a.shape[-1], data.x.shape[-1]
+        if name == "srgan":
+            if hb % ha or data.x.shape[-2] * ha != data.a.shape[-2] * hb:
+                raise ConfigError(f"srgan: B ({hb}px) must be a whole multiple of A ({ha}px) in both sides")
+            cfg.model.scale = hb // ha
+        elif data.a.shape[-2:] != data.x.shape[-2:]:
+            raise ConfigError(f"model {name}: A images are {tuple(data.a.shape[-2:])} but B images are "
+                              f"{tuple(data.x.shape[-2:])}; {name} keeps the size (srgan changes it)")
+    if name == "srgan" and cfg.loss.feature_weight > 0 and cfg.loss.feature_net != "mnistcnn":
+        from ..nets.perceptual import feature_net
+
+        feature_net(cfg.loss.feature_net)  # a bad weights file fails here, not at the first step
+    for bad, why in ((cfg.model.cond != "none", "model.cond"), (cfg.model.pack > 1, "model.pack"),
+                     (cfg.model.minibatch != "none", "model.minibatch"), (cfg.model.n_d > 1, "model.n_d"),
+                     (cfg.model.n_g > 1, "model.n_g"), (cfg.train.unroll > 0, "train.unroll"),
+                     (cfg.reg.gp_weight > 0 or cfg.reg.r1_gamma > 0, "gradient penalties"),
+                     (bool(cfg.reg.diffaug), "reg.diffaug"), (cfg.train.d_update == "split", "train.d_update=split")):
+        if bad:
+            raise ConfigError(f"model {name} (image-to-image) cannot combine with {why}")
+    return data
+
+
 def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunResult:
     """Train a new run from a config into the folder `out`."""
     out = Path(out)
@@ -92,7 +136,8 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
     world = _join(cfg)
     # rank 0 times the candidates and every process takes its choice, so all compute alike
     tuned = distributed.broadcast(
-        speed.autotune(cfg, data.x, data.y if cfg.model.cond != "none" else None) if world.main else None, world)
+        speed.autotune(cfg, data.x, data.y if cfg.model.cond != "none" else None, data.a) if world.main else None,
+        world)
     cfg.train.device, cfg.train.precision, cfg.train.channels_last = (
         str(speed.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
     state = new_state(cfg, data.shape, len(data))
@@ -176,6 +221,11 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
     x = speed.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
     if isinstance(x, Streamed):  # a prepared memory-mapped set: worker processes read the next batches
         x.stream(_upcoming(state), workers=t.workers)
+    if state.task:
+        if world.active:
+            raise ConfigError(f"model {cfg.model.name} (image-to-image) trains in one process, not {world.size}")
+        if data.a is not None:
+            state.inputs = speed.to_layout(data.a.to(state.device), t.channels_last)
     labels = data.y.to(state.device) if cfg.model.cond != "none" else None
     fixed_z = torch.randn(t.grid_n, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
     info = {"event": event, "step": state.step, "steps": t.steps, "recipe": cfg.recipe, "data": cfg.data.source,
@@ -303,6 +353,13 @@ def _log_row(state: TrainState, res: StepOutput, ips: float, elapsed: float,
 
 
 def _sample_grid(state: TrainState, data: Dataset, fixed_z: torch.Tensor, out: Path) -> None:
+    if state.task:
+        from .tasks import preview
+
+        img = preview(state, data)
+        save_png(img, out / "samples" / f"step-{state.step:07d}.png",
+                 {"model_hash": model_hash(state.cfg, state.shape), "step": str(state.step)})
+        return
     if data.is_image:
         x = state.generate(fixed_z)
     else:  # a scatter plot needs more points than a grid has images

@@ -85,6 +85,8 @@ class TrainState:
     g_run: nn.Module | None = None
     d_run: nn.Module | None = None
     world: distributed.World = field(default_factory=distributed.World)  # this process in a torchrun launch
+    inputs: Tensor | None = None  # image-to-image: the inputs A (on the device); the step's data are B
+    aux: dict[str, Any] = field(default_factory=dict)  # per-process helpers (feature net, image pools)
 
     def __post_init__(self) -> None:
         self.g_run = self.g_run or self.g
@@ -107,6 +109,13 @@ class TrainState:
     def batch_indices(self, n: int) -> Tensor:
         """The next n data indices of the epoch (this process's slice of them)."""
         return distributed.shard(self.sampler.next(n), self.world)
+
+    @property
+    def task(self) -> bool:
+        """An image-to-image model (pix2pix, srgan, inpaint, cyclegan) rather than z -> x."""
+        from ..nets.translation import TASK_MODELS
+
+        return self.cfg.model.name in TASK_MODELS
 
     @property
     def acgan(self) -> bool:
@@ -152,6 +161,8 @@ class TrainState:
                 "python": random.getstate(),
             },
             "meta": self.meta,
+            "pools": {k: torch.cat(p.images) for k, p in self.aux["pools"].items() if p.images}
+            if "pools" in self.aux else None,  # CycleGAN's fake histories
             # each process's torch RNG (dropout, GP's interpolation); all processes must call state_dict
             "rng_ranks": distributed.gather(torch.get_rng_state(), self.world) if self.world.active else None,
         }
@@ -182,6 +193,9 @@ class TrainState:
         random.setstate(_tuplify(rng["python"]))
         self.step, self.d_steps = int(ck["step"]), int(ck["d_steps"])
         self.meta = dict(ck.get("meta") or {})
+        self.aux.pop("pools", None)
+        if ck.get("pools"):
+            self.aux["pool_state"] = ck["pools"]
 
 
 def _tuplify(x: Any) -> Any:

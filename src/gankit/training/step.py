@@ -38,6 +38,10 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
     Runs under the run's autocast precision (train.precision); logits and losses stay fp32.
     """
     with speed.autocast(s.device, s.cfg.train.precision):
+        if s.task:  # image-to-image: its own update on (s.inputs, data) pairs
+            from .tasks import task_step
+
+            return task_step(s, data, stats)
         return _train_step(s, data, stats, labels)
 
 
