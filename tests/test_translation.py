@@ -195,6 +195,16 @@ def test_one_step_per_task_learns_and_logs_its_terms(recipe, tmp_path):
     assert grid.height < grid.width  # three rows of eight: inputs, outputs, targets
 
 
+@pytest.mark.parametrize("recipe", ["pix2pix_edges2digits", "srgan_x4_mnist", "inpaint_mnist"])
+def test_without_the_adversarial_term_d_is_not_trained(recipe, tmp_path):
+    cfg = tiny_config(recipe, *FAST, "loss.adv_weight=0", "loss.feature_weight=0", steps=2)
+    fresh, data = prepare(copy.deepcopy(cfg))
+    d0 = new_state(fresh, data.shape, len(data)).d.state_dict()
+    fit(cfg, tmp_path / "run")
+    d1 = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["d"]
+    assert all(torch.equal(d0[k], d1[k]) for k in d0)
+
+
 def test_cyclegan_resume_is_exact_including_image_pools(tmp_path):
     sets = ("train.ckpt_every=0",)
     _fit("cyclegan_thin2thick", tmp_path / "straight", *sets, steps=6)
@@ -305,6 +315,14 @@ def test_eval_scores_tasks_against_their_baselines(runs):
     assert sr["data"] == "lowres4_mnist (split test)" and sr["n"] == 40
     inp = api.evaluate(runs / "inpaint_mnist", n=40)
     assert inp["psnr_hole_mean_fill"] < 20 and np.isfinite(inp["psnr_hole"])
+
+
+def test_cli_eval_writes_scores_and_a_held_out_grid(runs, capsys):
+    assert main(["eval", str(runs / "srgan_x4_mnist"), "--n", "20"]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "srgan"
+    assert (runs / "srgan_x4_mnist" / "eval.json").exists()
+    im = Image.open(runs / "srgan_x4_mnist" / "eval_grid.png")
+    assert im.width > 2 * im.height  # ten columns; rows: input, output, bicubic, target
 
 
 def test_psnr_and_ssim():

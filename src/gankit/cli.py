@@ -213,6 +213,34 @@ def cmd_translate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .studies import augment
+
+    base = augment.FULL if a.full else augment.REDUCED
+    changes: dict[str, Any] = {}
+    if a.sizes:
+        try:
+            changes["sizes"] = tuple(int(v) for v in a.sizes.split(","))
+        except ValueError:
+            raise GankitError(f"--sizes takes comma-separated integers, got {a.sizes!r}") from None
+    for key in ("seeds", "gan_steps", "clf_steps"):
+        if getattr(a, key) is not None:
+            changes[key] = getattr(a, key)
+    settings = dataclasses.replace(base, **changes)
+    if min(settings.sizes) < 1 or max(settings.sizes) > 400:
+        raise GankitError("--sizes: each size must be 1..400 digits per class (the training pool)")
+    if settings.seeds < 1 or settings.gan_steps < 1 or settings.clf_steps < 1:
+        raise GankitError("--seeds, --gan-steps and --clf-steps must be >= 1")
+    res = augment.run(settings, log=(lambda m: None) if a.quiet else (lambda m: print(m, file=sys.stderr)))
+    out = Path(a.out)
+    augment.write(res, out)
+    print(augment.markdown(res), end="")
+    print(f"wrote {out}/augment.md, augment.csv, augment.json, augment.png")
+    return 0
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     import json
 
@@ -224,6 +252,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
     text = json.dumps(result, indent=1)
     if "run" in result["protocol"]:  # scored a run folder: keep the result beside it
         (Path(a.target) / "eval.json").write_text(text + "\n")
+        if "task" in result:  # image-to-image: a picture of held-out inputs, outputs and targets
+            from .metrics.translation import held_out_grid
+
+            held_out_grid(api.load(a.target, ema=not a.no_ema), a.seed).save(Path(a.target) / "eval_grid.png")
         from .monitor.card import write_card
 
         write_card(Path(a.target))
@@ -397,6 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
             tr.add_argument("--mask", help="PNG of the input's size; white pixels are missing")
         tr.add_argument("--no-ema", action="store_true")
         tr.set_defaults(func=cmd_translate, cmd=name)
+
+    st = sub.add_parser("study", help="measured experiments: augment (does a cGAN trained on k labelled digits "
+                        "per class help a classifier trained on them? mean +- std over seeds, paired t-tests)")
+    st.add_argument("what", choices=["augment"])
+    st.add_argument("--full", action="store_true", help="the full setting (sizes 10,50,100,400; 10 seeds; "
+                    "longer training) instead of the reduced one")
+    st.add_argument("--sizes", help="labelled digits per class, comma-separated (default 10,50,100)")
+    st.add_argument("--seeds", type=int)
+    st.add_argument("--gan-steps", type=int, dest="gan_steps")
+    st.add_argument("--clf-steps", type=int, dest="clf_steps")
+    st.add_argument("--out", default="runs/study-augment")
+    st.add_argument("-q", "--quiet", action="store_true")
+    st.set_defaults(func=cmd_study)
 
     sv = sub.add_parser("serve", help="web studio: gallery, latent explorer, training monitor, run comparison and "
                         "human evaluation (Turing test, pairwise preference, user studies)")

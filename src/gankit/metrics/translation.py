@@ -57,6 +57,11 @@ def ssim(x: Tensor, y: Tensor) -> float:
     return float(s.mean())
 
 
+def bicubic(a: Tensor, size) -> Tensor:
+    """The classic up-scaling baseline (pixel centres aligned, as average pooling's)."""
+    return F.interpolate(a, size=tuple(size), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
 def _digit_scores(out: Tensor, target: Tensor, labels: Tensor | None) -> dict[str, float]:
     """Class accuracy and FID in the digit CNN's space (28x28 grayscale only)."""
     if out.shape[1:] != (1, 28, 28):
@@ -125,8 +130,39 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
                 gray = a.expand_as(b)  # the baseline that adds no colour: the luma in all three channels
                 res.update(gray_psnr=psnr(gray, b), gray_ssim=ssim(gray, b))
             if name == "srgan":
-                bic = F.interpolate(a, size=b.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
+                bic = bicubic(a, b.shape[-2:])
                 base = {"psnr": psnr(bic, b), "ssim": ssim(bic, b), **_digit_scores(bic, b, labels)}
                 res.update({f"bicubic_{k}": v for k, v in base.items()})
     res["protocol"] = {"step": run.step, "ema": run.ema, "model_hash": run.hash, "extractor": "mnistcnn"}
     return res
+
+
+def held_out_grid(run, seed: int = 0, n: int = 10):
+    """A picture of the held-out scores: n test examples spread over the split, one per column;
+    rows: input (inpainting: the hole in grey), output, target (CycleGAN: the cycle G_BA(G_AB(a)));
+    super-resolution adds bicubic up-scaling under the output."""
+    from ..data import build as build_data
+    from ..monitor.images import grid
+    from ..training.tasks import _fit, random_masks
+
+    cfg = copy.deepcopy(run.cfg)
+    cfg.data.split = "test"
+    test = build_data(cfg.data)
+    g, name = run.net.eval(), cfg.model.name
+    with torch.no_grad():
+        if name == "cyclegan":
+            a = test.a[torch.linspace(0, len(test.a) - 1, n).long()]
+            out = g(a)
+            rows = [_fit(a, out), out, _fit(g["ba"](out), out)]
+        else:
+            b = test.x[torch.linspace(0, len(test.x) - 1, n).long()]
+            if name == "inpaint":
+                mask = random_masks(n, b.shape[-2], b.shape[-1], torch.Generator().manual_seed(seed))
+                a = b * (1 - mask)
+                rows = [a, a + g(a, mask) * mask, b]
+            else:
+                a = test.a[torch.linspace(0, len(test.x) - 1, n).long()]
+                rows = [_fit(a, b), g(a).clamp(-1, 1), b]
+                if name == "srgan":
+                    rows.insert(2, bicubic(a, b.shape[-2:]))
+    return grid(torch.cat([r.float() for r in rows]), nrow=n, scale=3)

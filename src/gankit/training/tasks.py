@@ -55,13 +55,17 @@ def pix2pix(s: TrainState, data: Tensor, out: dict, stats: bool) -> tuple[Tensor
     """Isola et al. 2017: D judges (A, B) pairs, G's loss = adversarial + lambda * L1(G(A), B)."""
     a, b = _pair(s, data)
     fake = s.g_run(a)
-    d_loss = _adv_d(s, s.d_run, torch.cat([a, b], 1), torch.cat([a, fake], 1), out, stats)
-    _d_update(s, d_loss, out, stats)
+    w = s.cfg.loss
+    d_loss = torch.zeros((), device=b.device)
+    if w.adv_weight > 0:  # 0: the L1-only baseline, D not trained
+        d_loss = _adv_d(s, s.d_run, torch.cat([a, b], 1), torch.cat([a, fake], 1), out, stats)
+        _d_update(s, d_loss, out, stats)
     _requires_grad(s.d_params, False)
     l1 = (fake.float() - b).abs().mean()
-    adv = s.loss.g(fake=s.d(torch.cat([a, fake], 1)).float(), real=None)
     out["l1"] = l1.detach()
-    g_loss = s.cfg.loss.adv_weight * adv + s.cfg.loss.l1_weight * l1
+    g_loss = w.l1_weight * l1
+    if w.adv_weight > 0:
+        g_loss = g_loss + w.adv_weight * s.loss.g(fake=s.d(torch.cat([a, fake], 1)).float(), real=None)
     _g_update(s, g_loss, out, stats)
     return d_loss, g_loss, fake
 
@@ -73,7 +77,7 @@ def srgan(s: TrainState, data: Tensor, out: dict, stats: bool) -> tuple[Tensor, 
     a, b = _pair(s, data)
     fake = s.g_run(a)
     w = s.cfg.loss
-    d_loss = torch.zeros(())
+    d_loss = torch.zeros((), device=b.device)
     if w.adv_weight > 0:
         d_loss = _adv_d(s, s.d_run, b, fake, out, stats)
         _d_update(s, d_loss, out, stats)
@@ -149,16 +153,20 @@ def inpaint(s: TrainState, data: Tensor, out: dict, stats: bool) -> tuple[Tensor
     fill = s.g_run(b * (1 - mask), mask)
     done = b * (1 - mask) + fill * mask
     size = b.shape[-1] // 2
-    d_glob = _adv_d(s, s.d.whole, b, done, out, stats, "_global")
-    d_loc = _adv_d(s, s.d.local, local_crop(b, mask, size), local_crop(done, mask, size), out, stats, "_local")
-    d_loss = d_glob + d_loc
-    _d_update(s, d_loss, out, stats)
+    w = s.cfg.loss
+    d_loss = torch.zeros((), device=b.device)
+    if w.adv_weight > 0:  # 0: the reconstruction-only baseline, Ds not trained
+        d_glob = _adv_d(s, s.d.whole, b, done, out, stats, "_global")
+        d_loc = _adv_d(s, s.d.local, local_crop(b, mask, size), local_crop(done, mask, size), out, stats, "_local")
+        d_loss = d_glob + d_loc
+        _d_update(s, d_loss, out, stats)
     _requires_grad(s.d_params, False)
     hole = ((fill.float() - b).abs() * mask).sum() / mask.sum().clamp(min=1)
-    adv = (s.loss.g(fake=s.d.whole(done).float(), real=None)
-           + s.loss.g(fake=s.d.local(local_crop(done, mask, size)).float(), real=None))
     out["l1_hole"] = hole.detach()
-    g_loss = s.cfg.loss.adv_weight * adv + s.cfg.loss.l1_weight * hole
+    g_loss = w.l1_weight * hole
+    if w.adv_weight > 0:
+        g_loss = g_loss + w.adv_weight * (s.loss.g(fake=s.d.whole(done).float(), real=None)
+                                          + s.loss.g(fake=s.d.local(local_crop(done, mask, size)).float(), real=None))
     _g_update(s, g_loss, out, stats)
     return d_loss, g_loss, done
 

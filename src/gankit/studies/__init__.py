@@ -1,0 +1,1 @@
+"""Measured experiments a reader can rerun: `gankit study NAME` (augment)."""
