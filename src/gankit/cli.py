@@ -216,28 +216,69 @@ def cmd_translate(a: argparse.Namespace) -> int:
 def cmd_study(a: argparse.Namespace) -> int:
     import dataclasses
 
-    from .studies import augment
+    from .studies import anomaly, augment
 
-    base = augment.FULL if a.full else augment.REDUCED
+    mod = {"augment": augment, "anomaly": anomaly}[a.what]
+    base = mod.FULL if a.full else mod.REDUCED
     changes: dict[str, Any] = {}
-    if a.sizes:
-        try:
-            changes["sizes"] = tuple(int(v) for v in a.sizes.split(","))
-        except ValueError:
-            raise GankitError(f"--sizes takes comma-separated integers, got {a.sizes!r}") from None
-    for key in ("seeds", "gan_steps", "clf_steps"):
+    for key in ("sizes", "classes"):
+        if getattr(a, key):
+            try:
+                changes[key] = tuple(int(v) for v in getattr(a, key).split(","))
+            except ValueError:
+                raise GankitError(f"--{key} takes comma-separated integers, got {getattr(a, key)!r}") from None
+    for key in ("seeds", "gan_steps", "clf_steps", "steps"):
         if getattr(a, key) is not None:
             changes[key] = getattr(a, key)
-    settings = dataclasses.replace(base, **changes)
-    if min(settings.sizes) < 1 or max(settings.sizes) > 400:
+    if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's encoder keeps its share of the budget
+        changes["encoder_steps"] = max(1, round(changes["steps"] * base.encoder_steps / base.steps))
+    try:
+        settings = dataclasses.replace(base, **changes)
+    except TypeError as e:
+        raise GankitError(f"gankit study {a.what}: {e}") from None
+    if a.what == "augment" and (min(settings.sizes) < 1 or max(settings.sizes) > 400):
         raise GankitError("--sizes: each size must be 1..400 digits per class (the training pool)")
-    if settings.seeds < 1 or settings.gan_steps < 1 or settings.clf_steps < 1:
-        raise GankitError("--seeds, --gan-steps and --clf-steps must be >= 1")
-    res = augment.run(settings, log=(lambda m: None) if a.quiet else (lambda m: print(m, file=sys.stderr)))
-    out = Path(a.out)
-    augment.write(res, out)
-    print(augment.markdown(res), end="")
-    print(f"wrote {out}/augment.md, augment.csv, augment.json, augment.png")
+    if a.what == "anomaly" and not set(settings.classes) <= set(range(10)):
+        raise GankitError("--classes: digits 0..9")
+    if min(v for k, v in dataclasses.asdict(settings).items() if isinstance(v, int)) < 1:
+        raise GankitError("--seeds and the step counts must be >= 1")
+    log = (lambda m: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
+    if a.what == "anomaly":
+        res = anomaly.run(settings, save=Path(a.save) if a.save else None, log=log)
+    else:
+        res = augment.run(settings, log=log)
+    out = Path(a.out or f"runs/study-{a.what}")
+    mod.write(res, out)
+    print(mod.markdown(res), end="")
+    print(f"wrote {out}/{a.what}.md, {a.what}.csv, {a.what}.json, {a.what}.png")
+    return 0
+
+
+def cmd_anomaly(a: argparse.Namespace) -> int:
+    """Score images with a model saved by `gankit study anomaly --save DIR`."""
+    import torch
+
+    from .data.files import IMAGE_SUFFIXES
+    from .studies.anomaly import load_model
+
+    model, info = load_model(Path(a.model))
+    src = Path(a.images)
+    if not src.exists():
+        raise GankitError(f"{src}: no such image or folder")
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
+    if not files:
+        raise GankitError(f"{src}: no images found")
+    x = torch.stack([_read_image(p, 1) for p in files])
+    if x.shape[-2:] != (28, 28):
+        raise GankitError(f"anomaly models score 28x28 grayscale digits; {files[0].name} is "
+                          f"{x.shape[-1]}x{x.shape[-2]}")
+    scores = model.score(x)
+    thr = info["threshold"] if a.threshold is None else a.threshold
+    print(f"# {info['method']} model of normal class {info['normal_class']}; threshold {thr:.6g} "
+          "(95th percentile of its training digits' scores unless --threshold)")
+    print("file,score,anomalous")
+    for p, sc in zip(files, scores.tolist(), strict=True):
+        print(f"{p.name},{sc:.6g},{int(sc > thr)}")
     return 0
 
 
@@ -430,18 +471,27 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument("--no-ema", action="store_true")
         tr.set_defaults(func=cmd_translate, cmd=name)
 
-    st = sub.add_parser("study", help="measured experiments: augment (does a cGAN trained on k labelled digits "
-                        "per class help a classifier trained on them? mean +- std over seeds, paired t-tests)")
-    st.add_argument("what", choices=["augment"])
-    st.add_argument("--full", action="store_true", help="the full setting (sizes 10,50,100,400; 10 seeds; "
-                    "longer training) instead of the reduced one")
-    st.add_argument("--sizes", help="labelled digits per class, comma-separated (default 10,50,100)")
+    st = sub.add_parser("study", help="measured experiments over seeds: augment (does a cGAN trained on k "
+                        "labelled digits per class help a classifier?), anomaly (one-class AUROC: GANomaly, "
+                        "f-AnoGAN, autoencoder, k-NN)")
+    st.add_argument("what", choices=["augment", "anomaly"])
+    st.add_argument("--full", action="store_true", help="the full setting (more seeds, longer training)")
     st.add_argument("--seeds", type=int)
-    st.add_argument("--gan-steps", type=int, dest="gan_steps")
-    st.add_argument("--clf-steps", type=int, dest="clf_steps")
-    st.add_argument("--out", default="runs/study-augment")
+    st.add_argument("--sizes", help="augment: labelled digits per class, comma-separated (default 10,50,100)")
+    st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: cGAN steps")
+    st.add_argument("--clf-steps", type=int, dest="clf_steps", help="augment: classifier steps")
+    st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
+    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of them)")
+    st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly")
+    st.add_argument("--out", help="folder for the table, CSV, JSON and plot (default runs/study-WHAT)")
     st.add_argument("-q", "--quiet", action="store_true")
     st.set_defaults(func=cmd_study)
+
+    an = sub.add_parser("anomaly", help="score digit images with a model saved by gankit study anomaly --save")
+    an.add_argument("model", help="e.g. models/ganomaly-class3.pt")
+    an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
+    an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")
+    an.set_defaults(func=cmd_anomaly)
 
     sv = sub.add_parser("serve", help="web studio: gallery, latent explorer, training monitor, run comparison and "
                         "human evaluation (Turing test, pairwise preference, user studies)")

@@ -182,7 +182,8 @@ def markdown(res: dict[str, Any]) -> str:
         if c != "real" and c != "gan_label_accuracy":
             d, p = s[f"{c} vs real"]
             sig = "significant" if p < 0.05 else "n.s."
-            text += f" (Δ {100 * d:+.1f}, p {p:.3f}, {sig})" if not math.isnan(p) else f" (Δ {100 * d:+.1f})"
+            ptxt = "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+            text += f" (Δ {100 * d:+.1f}, {ptxt}, {sig})" if not math.isnan(p) else f" (Δ {100 * d:+.1f})"
         return text
 
     for s in res["summary"]:
