@@ -21,10 +21,6 @@ from .registry import models
 TASK_MODELS = ("pix2pix", "cyclegan", "srgan", "inpaint")
 
 
-def _norm(name: str, c: int) -> nn.Module:
-    return nn.InstanceNorm2d(c, affine=True) if name == "instance" else norm2d(name, c)
-
-
 class UNet(nn.Module):
     """pix2pix's generator: an encoder of stride-2 convs, a decoder of transposed convs, each
     decoder level concatenated with the encoder level of the same size (skip connections carry
@@ -40,7 +36,7 @@ class UNet(nn.Module):
         for i, ch in enumerate(chans):
             layers: list[nn.Module] = [nn.Conv2d(c, ch, 4, 2, 1)]
             if i > 0:  # no normalisation on the first layer (pix2pix)
-                layers.append(_norm(norm, ch))
+                layers.append(norm2d(norm, ch))
             layers.append(nn.LeakyReLU(0.2))
             self.down.append(nn.Sequential(*layers))
             c = ch
@@ -48,7 +44,7 @@ class UNet(nn.Module):
         for i in reversed(range(depth)):
             skip = chans[i - 1] if i > 0 else 0
             out = chans[i - 1] if i > 0 else width
-            layers = [nn.ConvTranspose2d(c, out, 4, 2, 1), _norm(norm, out), nn.ReLU()]
+            layers = [nn.ConvTranspose2d(c, out, 4, 2, 1), norm2d(norm, out), nn.ReLU()]
             if dropout and i >= depth - 2 and i > 0:  # pix2pix's noise: dropout in the inner decoder levels
                 layers.insert(2, nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
@@ -80,10 +76,10 @@ def patchgan(cin: int, width: int, layers: int, norm: str) -> nn.Sequential:
     c = width
     for i in range(1, layers):
         ch = min(width * 2**i, width * 8)
-        mods += [nn.Conv2d(c, ch, 4, 2, 1), _norm(norm, ch), nn.LeakyReLU(0.2)]
+        mods += [nn.Conv2d(c, ch, 4, 2, 1), norm2d(norm, ch), nn.LeakyReLU(0.2)]
         c = ch
     ch = min(c * 2, width * 8)
-    mods += [nn.Conv2d(c, ch, 4, 1, 1), _norm(norm, ch), nn.LeakyReLU(0.2), nn.Conv2d(ch, 1, 4, 1, 1)]
+    mods += [nn.Conv2d(c, ch, 4, 1, 1), norm2d(norm, ch), nn.LeakyReLU(0.2), nn.Conv2d(ch, 1, 4, 1, 1)]
     return nn.Sequential(*mods)
 
 
@@ -98,8 +94,8 @@ def receptive_field(layers: int) -> int:
 class ResBlock(nn.Module):
     def __init__(self, c: int, norm: str) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), _norm(norm, c), nn.ReLU(),
-                                  nn.Conv2d(c, c, 3, 1, 1), _norm(norm, c))
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), norm2d(norm, c), nn.ReLU(),
+                                  nn.Conv2d(c, c, 3, 1, 1), norm2d(norm, c))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -109,12 +105,12 @@ def resnet_translator(cin: int, cout: int, width: int, blocks: int, norm: str) -
     """CycleGAN's generator: 7x7 stem, two stride-2 downs, residual blocks, two ups, 7x7 out.
     Sizes that are not multiples of 4 (28 is) are not supported by this layout."""
     return nn.Sequential(
-        nn.Conv2d(cin, width, 7, 1, 3), _norm(norm, width), nn.ReLU(),
-        nn.Conv2d(width, width * 2, 3, 2, 1), _norm(norm, width * 2), nn.ReLU(),
-        nn.Conv2d(width * 2, width * 4, 3, 2, 1), _norm(norm, width * 4), nn.ReLU(),
+        nn.Conv2d(cin, width, 7, 1, 3), norm2d(norm, width), nn.ReLU(),
+        nn.Conv2d(width, width * 2, 3, 2, 1), norm2d(norm, width * 2), nn.ReLU(),
+        nn.Conv2d(width * 2, width * 4, 3, 2, 1), norm2d(norm, width * 4), nn.ReLU(),
         *[ResBlock(width * 4, norm) for _ in range(blocks)],
-        nn.ConvTranspose2d(width * 4, width * 2, 3, 2, 1, output_padding=1), _norm(norm, width * 2), nn.ReLU(),
-        nn.ConvTranspose2d(width * 2, width, 3, 2, 1, output_padding=1), _norm(norm, width), nn.ReLU(),
+        nn.ConvTranspose2d(width * 4, width * 2, 3, 2, 1, output_padding=1), norm2d(norm, width * 2), nn.ReLU(),
+        nn.ConvTranspose2d(width * 2, width, 3, 2, 1, output_padding=1), norm2d(norm, width), nn.ReLU(),
         nn.Conv2d(width, cout, 7, 1, 3), nn.Tanh(),
     )
 

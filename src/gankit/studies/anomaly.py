@@ -18,7 +18,6 @@ Published orientation on full MNIST (60 000 training digits): AnoGAN ~0.94, OCGA
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -305,19 +304,9 @@ def markdown(res: dict[str, Any]) -> str:
 
 def write(res: dict[str, Any], out: Path) -> None:
     """anomaly.md, anomaly.csv (one row per class and seed), anomaly.json, anomaly.png."""
-    import json
+    from . import write_tables
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "anomaly.md").write_text(markdown(res))
-    (out / "anomaly.json").write_text(json.dumps(res, indent=1) + "\n")
-    with open(out / "anomaly.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(res["rows"][0]))
-        w.writeheader()
-        w.writerows(res["rows"])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = write_tables(res, out, "anomaly", markdown(res))
 
     classes = [c for c in res["summary"] if c != "mean"]
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -16,7 +16,6 @@ Nothing here is tuned to make the GAN look good; a "no gain" row is a result.
 
 from __future__ import annotations
 
-import csv
 import math
 import tempfile
 from collections.abc import Callable
@@ -194,19 +193,9 @@ def markdown(res: dict[str, Any]) -> str:
 
 def write(res: dict[str, Any], out: Path) -> None:
     """augment.md (the table), augment.csv (one row per size and seed), augment.png (the plot)."""
-    import json
+    from . import write_tables
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "augment.md").write_text(markdown(res))
-    (out / "augment.json").write_text(json.dumps(res, indent=1) + "\n")
-    with open(out / "augment.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(res["rows"][0]))
-        w.writeheader()
-        w.writerows(res["rows"])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = write_tables(res, out, "augment", markdown(res))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ks = [s["per_class"] for s in res["summary"]]
