@@ -186,7 +186,8 @@ def test_huge_body_and_toy_runs_are_refused(client, runs, tmp_path):
     app = create_app([runs / "ring"], tmp_path / "other.sqlite")
     with TestClient(app) as c:
         assert c.get("/api/runs/ring/sample.png").status_code == 400
-        assert "points, not images" in c.get("/api/turing/next?rater=r").json()["detail"]
+        assert "points, not images" in c.get("/api/runs/ring/interp.png?a=0&b=1&t=0.5").json()["detail"]
+        assert "generates images from noise" in c.get("/api/turing/next?rater=r").json()["detail"]
         assert c.get("/api/pair/next?rater=r").status_code in (400, 409)
 
 

@@ -345,3 +345,23 @@ def test_psnr_and_ssim():
     y = x.clone()
     y[..., 8:, :] = -x[..., 8:, :]  # wrong only outside the mask
     assert psnr(y, x, mask) > 90 and psnr(y, x) < 20
+
+
+def test_studio_shows_task_runs_but_never_samples_them(runs, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from gankit.studio.app import create_app
+
+    fit(tiny_config("dcgan_mnist_fast", "train.precision=fp32", steps=2), tmp_path / "dcgan")
+    app = create_app([runs / "pix2pix_edges2digits", tmp_path / "dcgan"], tmp_path / "s.sqlite")
+    with TestClient(app) as c:
+        listed = {r["name"]: r for r in c.get("/api/runs").json()}
+        assert listed["pix2pix_edges2digits"]["task"] and not listed["dcgan"]["task"]
+        for url in ("sample.png", "interp.png?a=0&b=1&t=0.5"):
+            r = c.get(f"/api/runs/pix2pix_edges2digits/{url}")
+            assert r.status_code == 400 and "image-to-image" in r.json()["detail"]
+        assert c.get("/api/runs/pix2pix_edges2digits/log").status_code == 200
+        for _ in range(5):  # the Turing test draws from the z -> x run only
+            item = c.get("/api/turing/next?rater=r").json()
+            assert c.get(f"/api/items/{item['token']}/image.png").status_code == 200

@@ -120,6 +120,10 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
         g = r.generator()
         if len(g.shape) != 3:
             raise HTTPException(400, f"run {r.name} makes points, not images")
+        if g.task:
+            raise HTTPException(400, f"run {r.name} is an image-to-image run ({g.cfg.model.name}): it maps images "
+                                "and has no latent space; its monitor and held-out scores are here, "
+                                "gankit translate / upscale / inpaint run it")
         return g
 
     # --- pages and run data ------------------------------------------------------------------
@@ -141,7 +145,7 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
             g = r.generator()
             out.append({"name": r.name, "recipe": g.cfg.recipe, "model": g.cfg.model.name, "step": g.step,
                         "shape": list(g.shape), "conditional": g.conditional, "n_classes": g.n_classes,
-                        "truncation": hasattr(g.net, "truncation"), "model_hash": g.hash,
+                        "truncation": hasattr(g.net, "truncation"), "model_hash": g.hash, "task": g.task,
                         "metrics": _eval(r.path)})
         return out
 
@@ -241,7 +245,11 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
         return {"token": token, "kind": kind}
 
     def image_runs(names: list[str] | None = None) -> list[str]:
-        names = names or list(runs)
+        # by default every run that generates images from z (image-to-image runs cannot be sampled)
+        names = names or [n for n, r in runs.items() if len(r.generator().shape) == 3 and not r.generator().task]
+        if not names:
+            raise HTTPException(409, "human evaluation needs a run that generates images from noise; these "
+                                f"runs make points or map images: {', '.join(runs)}")
         for n in names:
             images_only(run_of(n))
         return names

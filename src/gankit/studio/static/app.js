@@ -58,6 +58,11 @@ async function showGallery() {
   const name = $("g-run").value;
   if (!name) return;
   configureGallery();
+  const box0 = $("g-grid");
+  if (runByName(name)?.task) {  // an image-to-image run has no latent space to sample
+    box0.textContent = `${name} is an image-to-image run: see its training monitor and eval grid; run it with gankit translate / upscale / inpaint.`;
+    return;
+  }
   const n = Math.max(1, Math.min(256, parseInt($("g-n").value || "32", 10)));
   const seed = Math.max(0, parseInt($("g-seed").value || "0", 10));
   const g = await api(`/api/runs/${encodeURIComponent(name)}/gallery?n=${n}&seed=${seed}`);
