@@ -1,0 +1,173 @@
+"""The application commands of the CLI: `gankit translate | upscale | inpaint` (image-to-image
+runs), `gankit study augment | anomaly` and `gankit anomaly` (a saved anomaly detector). Same
+contract as cli.py: bad input raises GankitError, which main() prints as one line (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import GankitError
+
+
+def _read_image(path: Path, channels: int) -> Any:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise GankitError(f"{path}: cannot read image ({type(e).__name__})") from None
+    import torch
+
+    t = torch.from_numpy(arr / 127.5 - 1)
+    return t[None] if channels == 1 else t.permute(2, 0, 1)
+
+
+def cmd_translate(a: argparse.Namespace) -> int:
+    """translate / upscale / inpaint: one image or a folder of images through an image-to-image run."""
+    import torch
+
+    from . import api
+    from .data.files import IMAGE_SUFFIXES
+    from .monitor.images import grid, save_png
+
+    g = api.load(a.run, ema=not a.no_ema)
+    want = {"translate": ("pix2pix", "cyclegan"), "upscale": ("srgan",), "inpaint": ("inpaint",)}[a.cmd]
+    if g.cfg.model.name not in want:
+        raise GankitError(f"{a.run} is a {g.cfg.model.name} run; gankit {a.cmd} needs a {' or '.join(want)} run")
+    src, out = Path(a.input), Path(a.out)
+    if not src.exists():
+        raise GankitError(f"{src}: no such image or folder")
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
+    if not files:
+        raise GankitError(f"{src}: no images found")
+    cin = g.cfg.model.in_channels or g.shape[0]
+    mask = None
+    if a.cmd == "inpaint":
+        if not a.mask:
+            raise GankitError("gankit inpaint needs --mask MASK.png (white pixels are missing)")
+        mask = (_read_image(Path(a.mask), 1) > 0).float()[None]
+    info = {"model_hash": g.hash, "run": str(a.run), "step": str(g.step)}
+    for p in files:
+        x = _read_image(p, cin)[None]
+        if mask is not None and mask.shape[-2:] != x.shape[-2:]:
+            raise GankitError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but {p.name} is {x.shape[-1]}x{x.shape[-2]}")
+        if g.cfg.model.name == "cyclegan" and (x.shape[-1] % 4 or x.shape[-2] % 4):
+            raise GankitError(f"{p.name}: cyclegan needs sides divisible by 4, got {x.shape[-1]}x{x.shape[-2]}")
+        with torch.no_grad():
+            y = g.translate(x, mask)
+        dest = out / p.name if src.is_dir() else out
+        if dest.suffix.lower() != ".png":
+            dest = dest.with_suffix(".png")
+        save_png(grid(y, pad=0), dest, info | {"input": p.name})
+    print(f"wrote {len(files)} image(s) to {out}")
+    return 0
+
+
+def cmd_study(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .studies import anomaly, augment
+
+    mod = {"augment": augment, "anomaly": anomaly}[a.what]
+    base = mod.FULL if a.full else mod.REDUCED
+    changes: dict[str, Any] = {}
+    for key in ("sizes", "classes"):
+        if getattr(a, key):
+            try:
+                changes[key] = tuple(int(v) for v in getattr(a, key).split(","))
+            except ValueError:
+                raise GankitError(f"--{key} takes comma-separated integers, got {getattr(a, key)!r}") from None
+    for key in ("seeds", "gan_steps", "clf_steps", "steps"):
+        if getattr(a, key) is not None:
+            changes[key] = getattr(a, key)
+    if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's encoder keeps its share of the budget
+        changes["encoder_steps"] = max(1, round(changes["steps"] * base.encoder_steps / base.steps))
+    try:
+        settings = dataclasses.replace(base, **changes)
+    except TypeError as e:
+        raise GankitError(f"gankit study {a.what}: {e}") from None
+    if a.what == "augment" and (min(settings.sizes) < 1 or max(settings.sizes) > 400):
+        raise GankitError("--sizes: each size must be 1..400 digits per class (the training pool)")
+    if a.what == "anomaly" and not set(settings.classes) <= set(range(10)):
+        raise GankitError("--classes: digits 0..9")
+    if min(v for k, v in dataclasses.asdict(settings).items() if isinstance(v, int)) < 1:
+        raise GankitError("--seeds and the step counts must be >= 1")
+    log = (lambda m: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
+    if a.what == "anomaly":
+        res = anomaly.run(settings, save=Path(a.save) if a.save else None, log=log)
+    else:
+        res = augment.run(settings, log=log)
+    out = Path(a.out or f"runs/study-{a.what}")
+    mod.write(res, out)
+    print(mod.markdown(res), end="")
+    print(f"wrote {out}/{a.what}.md, {a.what}.csv, {a.what}.json, {a.what}.png")
+    return 0
+
+
+def cmd_anomaly(a: argparse.Namespace) -> int:
+    """Score images with a model saved by `gankit study anomaly --save DIR`."""
+    import torch
+
+    from .data.files import IMAGE_SUFFIXES
+    from .studies.anomaly import load_model
+
+    model, info = load_model(Path(a.model))
+    src = Path(a.images)
+    if not src.exists():
+        raise GankitError(f"{src}: no such image or folder")
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
+    if not files:
+        raise GankitError(f"{src}: no images found")
+    x = torch.stack([_read_image(p, 1) for p in files])
+    if x.shape[-2:] != (28, 28):
+        raise GankitError(f"anomaly models score 28x28 grayscale digits; {files[0].name} is "
+                          f"{x.shape[-1]}x{x.shape[-2]}")
+    scores = model.score(x)
+    thr = info["threshold"] if a.threshold is None else a.threshold
+    print(f"# {info['method']} model of normal class {info['normal_class']}; threshold {thr:.6g} "
+          "(95th percentile of its training digits' scores unless --threshold)")
+    print("file,score,anomalous")
+    for p, sc in zip(files, scores.tolist(), strict=True):
+        print(f"{p.name},{sc:.6g},{int(sc > thr)}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    for name, what in (("translate", "A -> B with a pix2pix or CycleGAN run"),
+                       ("upscale", "super-resolve with an srgan run"),
+                       ("inpaint", "fill the white pixels of --mask with an inpaint run")):
+        tr = sub.add_parser(name, help=f"{what}: one image or a folder of images")
+        tr.add_argument("run", help="run folder or checkpoint file")
+        tr.add_argument("input", help="an image, or a folder of images")
+        tr.add_argument("--out", required=True, help="a .png (one input) or a folder (same file names)")
+        if name == "inpaint":
+            tr.add_argument("--mask", help="PNG of the input's size; white pixels are missing")
+        tr.add_argument("--no-ema", action="store_true")
+        tr.set_defaults(func=cmd_translate, cmd=name)
+
+    st = sub.add_parser("study", help="measured experiments over seeds: augment (does a cGAN trained on k "
+                        "labelled digits per class help a classifier?), anomaly (one-class AUROC: GANomaly, "
+                        "f-AnoGAN, autoencoder, k-NN)")
+    st.add_argument("what", choices=["augment", "anomaly"])
+    st.add_argument("--full", action="store_true", help="the full setting (more seeds, longer training)")
+    st.add_argument("--seeds", type=int)
+    st.add_argument("--sizes", help="augment: labelled digits per class, comma-separated (default 10,50,100)")
+    st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: cGAN steps")
+    st.add_argument("--clf-steps", type=int, dest="clf_steps", help="augment: classifier steps")
+    st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
+    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of them)")
+    st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly")
+    st.add_argument("--out", help="folder for the table, CSV, JSON and plot (default runs/study-WHAT)")
+    st.add_argument("-q", "--quiet", action="store_true")
+    st.set_defaults(func=cmd_study)
+
+    an = sub.add_parser("anomaly", help="score digit images with a model saved by gankit study anomaly --save")
+    an.add_argument("model", help="e.g. models/ganomaly-class3.pt")
+    an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
+    an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")
+    an.set_defaults(func=cmd_anomaly)
