@@ -35,7 +35,7 @@ CONDITIONS = ("real", "real+classic", "real+gan", "real+gan+classic")
 class Settings:
     sizes: tuple[int, ...] = (10, 50, 100)
     seeds: int = 5
-    gan_steps: int = 1200  # cdcgan_mnist steps on the labelled subset
+    gan_steps: int = 1000  # cdcgan_mnist steps on the labelled subset
     clf_steps: int = 200  # classifier steps (batch 64) for every condition
     synth_per_class: int = 200  # GAN samples drawn per class for the synthetic half of each batch
 
