@@ -91,17 +91,15 @@ class Generator:
         if not self.task:
             raise GankitError(f"this run ({self.cfg.recipe}, model {self.cfg.model.name}) generates from noise; "
                               "translate/upscale/inpaint need an image-to-image run")
+        inpaint = self.cfg.model.name == "inpaint"
+        if inpaint and mask is None:
+            raise GankitError("inpainting needs a mask (white = missing)")
+        from .training.tasks import complete
+
         outs = []
         for i in range(0, len(a), batch):
             x = a[i: i + batch]
-            if self.cfg.model.name == "inpaint":
-                if mask is None:
-                    raise GankitError("inpainting needs a mask (white = missing)")
-                m = mask[i: i + batch]
-                x = x * (1 - m)
-                outs.append(x + self.net(x, m) * m)
-            else:
-                outs.append(self.net(x))
+            outs.append(complete(self.net, x, mask[i: i + batch])[1] if inpaint else self.net(x))
         return torch.cat(outs).float().clamp(-1, 1)
 
     @property

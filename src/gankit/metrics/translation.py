@@ -100,8 +100,7 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
         if name == "inpaint":
             mask = random_masks(len(b), b.shape[-2], b.shape[-1], torch.Generator().manual_seed(seed))
             a = b * (1 - mask)
-            out = torch.cat([a[i: i + 500] + g(a[i: i + 500], mask[i: i + 500]) * mask[i: i + 500]
-                             for i in range(0, len(a), 500)])
+            out = run.translate(b, mask)
             mean_img = build_data(train_cfg).x.mean(0, keepdim=True)
             res.update(psnr_hole=psnr(out, b, mask), psnr_hole_mean_fill=psnr(a + mean_img * mask, b, mask),
                        ssim=ssim(out, b))
@@ -110,7 +109,7 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
             from ..data.paired import stroke_width
 
             a = test.a[:n] if n else test.a
-            out = torch.cat([g(a[i: i + 500]) for i in range(0, len(a), 500)])
+            out = run.translate(a)
             back = torch.cat([g["ba"](out[i: i + 500]) for i in range(0, len(out), 500)])
             train = build_data(train_cfg)
             thr = float((stroke_width(train.a).mean() + stroke_width(train.x).mean()) / 2)
@@ -122,7 +121,7 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
             res.update({"class_preserved" if k == "class_accuracy" else k: v for k, v in digit.items()})
         else:  # pix2pix and srgan: paired
             a = test.a[: len(b)]
-            out = torch.cat([g(a[i: i + 500]) for i in range(0, len(a), 500)]).clamp(-1, 1)
+            out = run.translate(a)
             res.update(psnr=psnr(out, b), ssim=ssim(out, b))
             labels = test.y[: len(b)] if test.y is not None else None
             res.update(_digit_scores(out, b, labels))
@@ -138,31 +137,15 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
 
 
 def held_out_grid(run, seed: int = 0, n: int = 10):
-    """A picture of the held-out scores: n test examples spread over the split, one per column;
-    rows: input (inpainting: the hole in grey), output, target (CycleGAN: the cycle G_BA(G_AB(a)));
-    super-resolution adds bicubic up-scaling under the output."""
+    """A picture of the held-out scores: `training.tasks.example_rows` of n test examples, one
+    per column (super-resolution adds bicubic up-scaling under the output)."""
     from ..data import build as build_data
     from ..monitor.images import grid
-    from ..training.tasks import _fit, random_masks
+    from ..training.tasks import example_rows
 
-    cfg = copy.deepcopy(run.cfg)
-    cfg.data.split = "test"
-    test = build_data(cfg.data)
-    g, name = run.net.eval(), cfg.model.name
+    cfg = copy.deepcopy(run.cfg.data)
+    cfg.split = "test"
     with torch.no_grad():
-        if name == "cyclegan":
-            a = test.a[torch.linspace(0, len(test.a) - 1, n).long()]
-            out = g(a)
-            rows = [_fit(a, out), out, _fit(g["ba"](out), out)]
-        else:
-            b = test.x[torch.linspace(0, len(test.x) - 1, n).long()]
-            if name == "inpaint":
-                mask = random_masks(n, b.shape[-2], b.shape[-1], torch.Generator().manual_seed(seed))
-                a = b * (1 - mask)
-                rows = [a, a + g(a, mask) * mask, b]
-            else:
-                a = test.a[torch.linspace(0, len(test.x) - 1, n).long()]
-                rows = [_fit(a, b), g(a).clamp(-1, 1), b]
-                if name == "srgan":
-                    rows.insert(2, bicubic(a, b.shape[-2:]))
+        rows = example_rows(run.net.eval(), run.cfg.model.name, build_data(cfg), n, seed,
+                            bicubic=run.cfg.model.name == "srgan")
     return grid(torch.cat([r.float() for r in rows]), nrow=n, scale=3)

@@ -77,9 +77,9 @@ def synthesize(g: Any, per_class: int, classes: int, seed: int) -> tuple[Tensor,
 
 
 def small_cnn() -> torch.nn.Module:
-    """The study's classifier: two conv-pool stages and two linear layers (about 0.45 M
-    parameters), a quarter of the project digit CNN's cost per step, so 4 variants x seeds x sizes
-    fit in minutes."""
+    """The study's classifier: two conv-pool stages and two linear layers (0.42 M parameters),
+    31 ms per batch-64 training step against the project digit CNN's 70 (measured on the AVX-512
+    EPYC, 2 threads), so 4 variants x seeds x sizes fit in minutes."""
     from torch import nn
 
     return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

@@ -87,8 +87,12 @@ class TrainState:
     world: distributed.World = field(default_factory=distributed.World)  # this process in a torchrun launch
     inputs: Tensor | None = None  # image-to-image: the inputs A (on the device); the step's data are B
     aux: dict[str, Any] = field(default_factory=dict)  # per-process helpers (feature net, image pools)
+    task: bool = field(init=False)  # an image-to-image model (pix2pix, srgan, inpaint, cyclegan), not z -> x
 
     def __post_init__(self) -> None:
+        from ..nets.translation import TASK_MODELS
+
+        self.task = self.cfg.model.name in TASK_MODELS  # once, not in every step's dispatch
         self.g_run = self.g_run or self.g
         self.d_run = self.d_run or self.d
         self.d_params = list(self.d.parameters())  # toggled every step; a module walk costs ~7 % of a toy step
@@ -109,13 +113,6 @@ class TrainState:
     def batch_indices(self, n: int) -> Tensor:
         """The next n data indices of the epoch (this process's slice of them)."""
         return distributed.shard(self.sampler.next(n), self.world)
-
-    @property
-    def task(self) -> bool:
-        """An image-to-image model (pix2pix, srgan, inpaint, cyclegan) rather than z -> x."""
-        from ..nets.translation import TASK_MODELS
-
-        return self.cfg.model.name in TASK_MODELS
 
     @property
     def acgan(self) -> bool:

@@ -36,7 +36,7 @@ def _pair(s: TrainState, data: Tensor) -> tuple[Tensor, Tensor]:
     return s.inputs[idx], data[idx]
 
 
-def _adv_d(s: TrainState, d, real_in: Tensor, fake_in: Tensor, out: dict, stats: bool, key: str = "") -> Tensor:
+def _adv_d(s: TrainState, d, real_in: Tensor, fake_in: Tensor, out: dict, key: str = "") -> Tensor:
     loss = s.loss.d(real=d(real_in).float(), fake=d(fake_in.detach()).float())
     out[f"d_loss{key}"] = loss.detach()
     return loss
@@ -58,7 +58,7 @@ def pix2pix(s: TrainState, data: Tensor, out: dict, stats: bool) -> tuple[Tensor
     w = s.cfg.loss
     d_loss = torch.zeros((), device=b.device)
     if w.adv_weight > 0:  # 0: the L1-only baseline, D not trained
-        d_loss = _adv_d(s, s.d_run, torch.cat([a, b], 1), torch.cat([a, fake], 1), out, stats)
+        d_loss = _adv_d(s, s.d_run, torch.cat([a, b], 1), torch.cat([a, fake], 1), out)
         _d_update(s, d_loss, out, stats)
     _requires_grad(s.d_params, False)
     l1 = (fake.float() - b).abs().mean()
@@ -79,7 +79,7 @@ def srgan(s: TrainState, data: Tensor, out: dict, stats: bool) -> tuple[Tensor, 
     w = s.cfg.loss
     d_loss = torch.zeros((), device=b.device)
     if w.adv_weight > 0:
-        d_loss = _adv_d(s, s.d_run, b, fake, out, stats)
+        d_loss = _adv_d(s, s.d_run, b, fake, out)
         _d_update(s, d_loss, out, stats)
     _requires_grad(s.d_params, False)
     mse = F.mse_loss(fake.float(), b)
@@ -131,6 +131,13 @@ def random_masks(n: int, h: int, w: int, g: torch.Generator, free_form: float = 
     return m
 
 
+def complete(g, b: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Inpainting: G sees `b` with the hole (mask = 1) zeroed, plus the mask; the known pixels are
+    kept. Returns (the masked input, the completed image)."""
+    a = b * (1 - mask)
+    return a, a + g(a, mask) * mask
+
+
 def local_crop(x: Tensor, mask: Tensor, size: int) -> Tensor:
     """A size x size crop of each image centred on its hole (clamped to the image)."""
     n, _, h, w = x.shape
@@ -150,18 +157,17 @@ def inpaint(s: TrainState, data: Tensor, out: dict, stats: bool) -> tuple[Tensor
     idx = s.batch_indices(s.cfg.train.batch)
     b = data[idx]
     mask = random_masks(len(b), b.shape[-2], b.shape[-1], s.noise).to(b.device)
-    fill = s.g_run(b * (1 - mask), mask)
-    done = b * (1 - mask) + fill * mask
+    _, done = complete(s.g_run, b, mask)
     size = b.shape[-1] // 2
     w = s.cfg.loss
     d_loss = torch.zeros((), device=b.device)
     if w.adv_weight > 0:  # 0: the reconstruction-only baseline, Ds not trained
-        d_glob = _adv_d(s, s.d.whole, b, done, out, stats, "_global")
-        d_loc = _adv_d(s, s.d.local, local_crop(b, mask, size), local_crop(done, mask, size), out, stats, "_local")
+        d_glob = _adv_d(s, s.d.whole, b, done, out, "_global")
+        d_loc = _adv_d(s, s.d.local, local_crop(b, mask, size), local_crop(done, mask, size), out, "_local")
         d_loss = d_glob + d_loc
         _d_update(s, d_loss, out, stats)
     _requires_grad(s.d_params, False)
-    hole = ((fill.float() - b).abs() * mask).sum() / mask.sum().clamp(min=1)
+    hole = ((done.float() - b).abs() * mask).sum() / mask.sum().clamp(min=1)  # done = G's fill in the hole
     out["l1_hole"] = hole.detach()
     g_loss = w.l1_weight * hole
     if w.adv_weight > 0:
@@ -184,8 +190,8 @@ def cyclegan(s: TrainState, data: Tensor, out: dict, stats: bool) -> tuple[Tenso
         saved = s.aux.pop("pool_state", None) or {}
         s.aux["pools"] = {k: ImagePool(50, saved.get(k)) for k in ("a", "b")}
     pools = s.aux["pools"]
-    d_loss = (_adv_d(s, s.d["b"], b, pools["b"].query(fake_b.detach(), s.noise), out, stats, "_b")
-              + _adv_d(s, s.d["a"], a, pools["a"].query(fake_a.detach(), s.noise), out, stats, "_a"))
+    d_loss = (_adv_d(s, s.d["b"], b, pools["b"].query(fake_b.detach(), s.noise), out, "_b")
+              + _adv_d(s, s.d["a"], a, pools["a"].query(fake_a.detach(), s.noise), out, "_a"))
     _d_update(s, d_loss, out, stats)
     _requires_grad(s.d_params, False)
     w = s.cfg.loss
@@ -254,31 +260,41 @@ _STEPS = {"pix2pix": pix2pix, "srgan": srgan, "inpaint": inpaint, "cyclegan": cy
 
 
 @torch.no_grad()
+def example_rows(g, name: str, data, n: int, seed: int = 0, bicubic: bool = False) -> list[Tensor]:
+    """Rows of n examples spread over `data` (the built-ins are sorted by class): input A, output
+    G(A), target B. Inpainting: the input with its hole (0: mid-grey), the completion, the
+    original; CycleGAN (unpaired, no target): A, G_AB(A), the cycle G_BA(G_AB(A)); `bicubic` adds
+    bicubic up-scaling under the output (super-resolution)."""
+    device = next(g.parameters()).device
+    pick = torch.linspace(0, len(data.x) - 1, n).long()
+    b = data.x[pick].to(device)
+    if name == "inpaint":
+        mask = random_masks(n, b.shape[-2], b.shape[-1], torch.Generator().manual_seed(seed)).to(device)
+        return list(complete(g, b, mask)) + [b]
+    if name == "cyclegan":
+        a = data.a[torch.linspace(0, len(data.a) - 1, n).long()].to(device)
+        out = g(a)
+        return [_fit(a.float(), out), out, _fit(g["ba"](out).float(), out)]
+    a = data.a[pick].to(device)
+    rows = [_fit(a.float(), b), g(a).clamp(-1, 1), b]
+    if bicubic:
+        from ..metrics.translation import bicubic as upscale
+
+        rows.insert(2, upscale(a, b.shape[-2:]))
+    return rows
+
+
+@torch.no_grad()
 def preview(s: TrainState, data) -> Image.Image:  # noqa: F821
-    """A fixed-input grid of 8 examples spread over the data (built-ins are sorted by class): rows
-    of inputs A, outputs G(A) (EMA G, eval mode) and targets B. Inpainting: the input with its hole
-    drawn grey, the completion, the original; CycleGAN (unpaired, no target): A, G_AB(A) and the
-    cycle G_BA(G_AB(A))."""
+    """The training grid: `example_rows` of 8 fixed examples through the EMA G (eval mode)."""
     from ..monitor.images import grid
 
     g = s.g_ema if s.g_ema is not None else s.g
     was = g.training
     g.eval()
     try:
-        pick = torch.linspace(0, len(data.x) - 1, 8).long()
-        b = data.x[pick].to(s.device)
-        if s.cfg.model.name == "inpaint":
-            mask = random_masks(len(b), b.shape[-2], b.shape[-1], torch.Generator().manual_seed(0)).to(b.device)
-            a = b * (1 - mask)
-            rows = [a, a + g(a, mask) * mask, b]  # a hole is 0: mid-grey on the [-1, 1] scale
-        elif s.cfg.model.name == "cyclegan":
-            a = data.a[torch.linspace(0, len(data.a) - 1, 8).long()].to(s.device)
-            out = g(a)
-            rows = [_fit(a.float(), out), out, _fit(g["ba"](out).float(), out)]
-        else:
-            a = data.a[pick].to(s.device)
-            rows = [_fit(a.float(), b), g(a), b]
-        return grid(torch.cat([r.float().cpu() for r in rows]), nrow=len(b), scale=2)
+        rows = example_rows(g, s.cfg.model.name, data, 8)
+        return grid(torch.cat([r.float().cpu() for r in rows]), nrow=8, scale=2)
     finally:
         g.train(was)
 
