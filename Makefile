@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 THREADS ?= $(shell nproc)
 
-.PHONY: setup browser demo test lint clean
+.PHONY: setup espeak browser demo test lint clean
 
 $(BIN)/gankit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/gankit: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/gankit
 
-setup: $(BIN)/gankit
+setup: $(BIN)/gankit espeak
 
 demo: setup
 	rm -rf runs/demo  # the demo starts fresh each time; real runs refuse to overwrite
@@ -22,8 +22,14 @@ demo: setup
 	$(BIN)/gankit eval runs/demo
 	@echo "demo: look at runs/demo/samples.png, runs/demo/progress.gif, runs/demo/losses.png; metrics in runs/demo/eval.json"
 
-# Debian's Chromium for the studio's end-to-end tests (Playwright drives it; it never downloads a browser).
-# Without root or apt the browser tests are skipped with a message, the rest still run.
+# Debian packages, installed when root and apt allow; without them the features that need them
+# say so in one line and their tests are skipped with a message. espeak-ng speaks the corpus of
+# `gankit study speech`; Chromium runs the studio's end-to-end tests (Playwright drives it; it
+# never downloads a browser).
+espeak:
+	@test -x /usr/bin/espeak-ng || (apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null) \
+		|| echo "could not install espeak-ng: gankit study speech and its espeak test need it"
+
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "could not install chromium: the studio's browser tests will be skipped"

@@ -130,11 +130,26 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
     from . import api
     from .monitor.images import grid, save_png
+    from .studies import text2image
 
-    g = api.load(a.run, ema=not a.no_ema)
-    x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation)
+    if text2image.is_model(a.run):
+        if a.text is None:
+            raise GankitError(f"{a.run} is a text-to-image model: pass --text, e.g. --text \"a thin two\"")
+        if a.label is not None or a.truncation is not None:
+            raise GankitError("--label and --truncation do not apply to a text-to-image model; the caption "
+                              "names the digit")
+        model, _ = text2image.load_model(a.run)
+        x = model.sample_text(a.text, a.n, seed=a.seed)
+        info = {"seed": str(a.seed), "run": str(a.run), "text": a.text}
+        title = a.text
+    elif a.text is not None:
+        raise GankitError(f"--text needs a model from gankit study text2image --save DIR; {a.run} is not one")
+    else:
+        g = api.load(a.run, ema=not a.no_ema)
+        x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation)
+        info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step)}
+        title = f"{g.cfg.recipe}: {a.n} samples"
     out = Path(a.out)
-    info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step)}
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, x.numpy().astype(np.float32))
@@ -144,7 +159,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
         else:
             from .monitor.plots import scatter
 
-            scatter(x, None, out, f"{g.cfg.recipe}: {a.n} samples")
+            scatter(x, None, out, title)
     elif out.suffix == "":
         if x.dim() != 4:
             raise GankitError("a folder of PNGs needs an image model; use a .npy path for points")
@@ -289,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, help="class to generate (conditional runs)")
+    s.add_argument("--text", help='caption for a text-to-image model, e.g. "a thick slanted seven"')
     s.add_argument("--truncation", type=float, metavar="PSI", help="stylegan truncation: 1 = off, 0 = mean")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.set_defaults(func=cmd_sample)

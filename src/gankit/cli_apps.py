@@ -71,9 +71,9 @@ def cmd_translate(a: argparse.Namespace) -> int:
 def cmd_study(a: argparse.Namespace) -> int:
     import dataclasses
 
-    from .studies import anomaly, augment
+    from .studies import anomaly, augment, speech, text2image
 
-    mod = {"augment": augment, "anomaly": anomaly}[a.what]
+    mod = {"augment": augment, "anomaly": anomaly, "text2image": text2image, "speech": speech}[a.what]
     base = mod.FULL if a.full else mod.REDUCED
     changes: dict[str, Any] = {}
     for key in ("sizes", "classes"):
@@ -98,8 +98,11 @@ def cmd_study(a: argparse.Namespace) -> int:
     if min(v for k, v in dataclasses.asdict(settings).items() if isinstance(v, int)) < 1:
         raise GankitError("--seeds and the step counts must be >= 1")
     log = (lambda m: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
+    save = Path(a.save) if a.save else None
     if a.what == "anomaly":
-        res = anomaly.run(settings, save=Path(a.save) if a.save else None, log=log)
+        res = anomaly.run(settings, save=save, log=log)
+    elif a.what in ("text2image", "speech"):
+        res = mod.run(settings, save=save, log=log)
     else:
         res = augment.run(settings, log=log)
     out = Path(a.out or f"runs/study-{a.what}")
@@ -137,6 +140,20 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_say(a: argparse.Namespace) -> int:
+    """Speak digit words with a model saved by `gankit study speech --save DIR`."""
+    from .studies.speech import RATE, load_model, write_wav
+
+    model, _ = load_model(a.model)
+    audio = model.say(a.text, seed=a.seed)
+    out = Path(a.out)
+    if out.suffix.lower() != ".wav":
+        raise GankitError(f"--out must end in .wav, got {out}")
+    write_wav(audio, out)
+    print(f"wrote {len(audio) / RATE:.2f} s of 8 kHz audio to {out}")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     for name, what in (("translate", "A -> B with a pix2pix or CycleGAN run"),
                        ("upscale", "super-resolve with an srgan run"),
@@ -152,16 +169,22 @@ def add_parsers(sub: Any) -> None:
 
     st = sub.add_parser("study", help="measured experiments over seeds: augment (does a cGAN trained on k "
                         "labelled digits per class help a classifier?), anomaly (one-class AUROC: GANomaly, "
-                        "f-AnoGAN, autoencoder, k-NN)")
-    st.add_argument("what", choices=["augment", "anomaly"])
+                        "f-AnoGAN, autoencoder, k-NN), text2image (captioned digits: class accuracy, "
+                        "attribute correlation, matching-aware D vs plain conditional D), speech (spoken "
+                        "digits from a SpecGAN, word error rate)")
+    st.add_argument("what", choices=["augment", "anomaly", "text2image", "speech"])
     st.add_argument("--full", action="store_true", help="the full setting (more seeds, longer training)")
     st.add_argument("--seeds", type=int)
     st.add_argument("--sizes", help="augment: labelled digits per class, comma-separated (default 10,50,100)")
     st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: cGAN steps")
-    st.add_argument("--clf-steps", type=int, dest="clf_steps", help="augment: classifier steps")
+    st.add_argument("--clf-steps", type=int, dest="clf_steps",
+                    help="augment: classifier steps; speech: recogniser steps")
     st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
-    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of them)")
-    st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly")
+    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of "
+                    "them); text2image, speech: GAN steps")
+    st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly; text2image: the "
+                    "seed-0 GAN-CLS model, for gankit sample DIR --text; speech: the seed-0 SpecGAN, for "
+                    "gankit say DIR")
     st.add_argument("--out", help="folder for the table, CSV, JSON and plot (default runs/study-WHAT)")
     st.add_argument("-q", "--quiet", action="store_true")
     st.set_defaults(func=cmd_study)
@@ -171,3 +194,10 @@ def add_parsers(sub: Any) -> None:
     an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
     an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")
     an.set_defaults(func=cmd_anomaly)
+
+    sy = sub.add_parser("say", help="speak digit words with a model saved by gankit study speech --save DIR")
+    sy.add_argument("model", help="the --save folder (or its speech.pt)")
+    sy.add_argument("text", help='digit words, e.g. "seven" or "one two three"')
+    sy.add_argument("--out", default="say.wav", help="a .wav file (default say.wav)")
+    sy.add_argument("--seed", type=int, default=0)
+    sy.set_defaults(func=cmd_say)

@@ -32,6 +32,16 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     return grad.pow(2).reshape(len(real_logits), -1).sum(1).mean()  # per D input (a PacGAN pack)
 
 
+def mode_seeking(fake1: Tensor, fake2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:
+    """MSGAN's term for G (Mao et al. 2019): 1 / (mean|G(z1,c) - G(z2,c)| / mean|z1 - z2| + eps).
+
+    Two noises under the same condition should give images as far apart as the noises are; a
+    conditional G that ignores z (one image per caption or class) makes this term large.
+    """
+    ratio = (fake1 - fake2).abs().mean() / (z1 - z2).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
 @torch.no_grad()
 def clip_weights(d: nn.Module, c: float) -> None:
     """WGAN's Lipschitz constraint: clamp every D parameter to [-c, c] after each D step."""
