@@ -376,7 +376,7 @@ def spread(f: Tensor, groups: Tensor) -> float:
         fg = f[groups == gid]
         if len(fg) > 1:
             out.append(float(torch.pdist(fg.double()).mean()))
-    return float(np.mean(out))
+    return float(np.mean(out)) if out else math.nan
 
 
 def real_spread(x: Tensor, y: Tensor, lv: Tensor) -> float:
