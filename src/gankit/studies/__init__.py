@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch import Tensor, nn
 
 
 def write_tables(res: dict[str, Any], out: Path, name: str, markdown: str) -> Any:
@@ -25,3 +29,32 @@ def write_tables(res: dict[str, Any], out: Path, name: str, markdown: str) -> An
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def cgan_update(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                z: Tensor, cond: Tensor, d_loss: Callable[[Tensor], Tensor], mode_seeking_weight: float,
+                noise: torch.Generator, what: str) -> None:
+    """One D step, then one G step, of a conditional GAN G(z, cond), D(x, cond) (the text-to-image
+    and speech studies). `d_loss(fake)` builds D's loss from a detached fake batch; G's loss is the
+    non-saturating one on D(G(z, cond), cond) plus MSGAN's term when its weight is not 0."""
+    from ..errors import GankitError
+    from ..losses import nonsaturating_g
+    from ..regularizers import mode_seeking
+
+    g.train()
+    fake = g(z, cond)
+    loss_d = d_loss(fake.detach())
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    d.requires_grad_(False)
+    loss_g = nonsaturating_g(fake=d(fake, cond))
+    if mode_seeking_weight:
+        z2 = torch.randn(z.shape, generator=noise)
+        loss_g = loss_g + mode_seeking_weight * mode_seeking(fake, g(z2, cond), z, z2)
+    d.requires_grad_(True)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    if not (torch.isfinite(loss_d) and torch.isfinite(loss_g)):
+        raise GankitError(f"{what}: loss became NaN/inf")

@@ -376,8 +376,8 @@ def parse_words(text: str) -> list[int]:
 
 def train_gan(img: Tensor, word: Tensor, s: Settings, seed: int) -> SpeechGAN:
     """Non-saturating loss from gankit.losses, Adam(2e-4, 0.5, 0.999), one D and one G step."""
-    from ..losses import bce_d, nonsaturating_g
-    from ..regularizers import mode_seeking
+    from ..losses import bce_d
+    from . import cgan_update
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -388,23 +388,9 @@ def train_gan(img: Tensor, word: Tensor, s: Settings, seed: int) -> SpeechGAN:
         i = torch.randint(len(img), (64,), generator=g)
         real, wi = img[i], word[i]
         z = torch.randn(len(i), s.nz, generator=g)
-        model.g.train()
-        fake = model.g(z, wi)
-        loss_d = bce_d(real=d(real, wi), fake=d(fake.detach(), wi))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        d.requires_grad_(False)
-        loss_g = nonsaturating_g(fake=d(fake, wi))
-        if s.mode_seeking:
-            z2 = torch.randn(len(i), s.nz, generator=g)
-            loss_g = loss_g + s.mode_seeking * mode_seeking(fake, model.g(z2, wi), z, z2)
-        d.requires_grad_(True)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
-            raise GankitError(f"speech GAN seed {seed}: loss became NaN/inf")
+        cgan_update(model.g, d, opt_g, opt_d, z, wi,
+                    lambda fake, real=real, wi=wi: bce_d(real=d(real, wi), fake=d(fake, wi)),
+                    s.mode_seeking, g, f"speech GAN seed {seed}")
     return model.eval()
 
 

@@ -306,8 +306,8 @@ def train(x: Tensor, y: Tensor, lv: Tensor, s: Settings, seed: int, condition: s
           enc: TextEncoder) -> TextToImage:
     """Non-saturating GAN, Adam(2e-4, 0.5, 0.999). D: real+right caption vs fake+right caption
     (and, for gan-cls, real+wrong caption), fake and wrong weighted 1/2 each as in the paper."""
-    from ..losses import bce_fake, bce_real, nonsaturating_g
-    from ..regularizers import mode_seeking
+    from ..losses import bce_fake, bce_real
+    from . import cgan_update
 
     if condition not in CONDITIONS:
         raise GankitError(f"unknown text2image condition {condition!r}; choose from {', '.join(CONDITIONS)}")
@@ -326,27 +326,15 @@ def train(x: Tensor, y: Tensor, lv: Tensor, s: Settings, seed: int, condition: s
         real, yi = x[i], y[i]
         t = codes[caption_index(yi, drop_words(lv[i], s.keep_word, g))]
         z = torch.randn(len(i), s.nz, generator=g)
-        model.g.train()
-        fake = model.g(z, t)
-        if condition == "gan-cls":
-            t_wrong = codes[caption_index(*wrong_levels(yi, lv[i], g))]
-            loss_d = bce_real(d(real, t)) + 0.5 * (bce_fake(d(fake.detach(), t)) + bce_fake(d(real, t_wrong)))
-        else:
-            loss_d = bce_real(d(real, t)) + bce_fake(d(fake.detach(), t))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        d.requires_grad_(False)
-        loss_g = nonsaturating_g(fake=d(fake, t))
-        if s.mode_seeking:
-            z2 = torch.randn(len(i), s.nz, generator=g)
-            loss_g = loss_g + s.mode_seeking * mode_seeking(fake, model.g(z2, t), z, z2)
-        d.requires_grad_(True)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
-            raise GankitError(f"text2image {condition} seed {seed}: loss became NaN/inf")
+
+        def d_loss(fake: Tensor, real: Tensor = real, yi: Tensor = yi, i: Tensor = i, t: Tensor = t) -> Tensor:
+            if condition == "gan-cls":  # real digits under wrong captions count as fake
+                t_wrong = codes[caption_index(*wrong_levels(yi, lv[i], g))]
+                return bce_real(d(real, t)) + 0.5 * (bce_fake(d(fake, t)) + bce_fake(d(real, t_wrong)))
+            return bce_real(d(real, t)) + bce_fake(d(fake, t))
+
+        cgan_update(model.g, d, opt_g, opt_d, z, t, d_loss, s.mode_seeking, g,
+                    f"text2image {condition} seed {seed}")
     return model.eval()
 
 
