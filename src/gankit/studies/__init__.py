@@ -31,6 +31,22 @@ def write_tables(res: dict[str, Any], out: Path, name: str, markdown: str) -> An
     return plt
 
 
+def read_model_file(path: Path, fmt: str, what: str, hint: str) -> dict[str, Any]:
+    """A study's weights-only model file as a dict with format `fmt`; one-line CheckpointErrors
+    for a missing, unreadable or foreign file."""
+    from ..errors import CheckpointError
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no {what} (write one with {hint})")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a foreign file
+        raise CheckpointError(f"{path}: cannot read {what} ({type(e).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a gankit {what}")
+    return ck
+
+
 def cgan_update(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                 z: Tensor, cond: Tensor, d_loss: Callable[[Tensor], Tensor], mode_seeking_weight: float,
                 noise: torch.Generator, what: str) -> None:

@@ -425,16 +425,13 @@ def save_model(model: SpeechGAN, s: Settings, path: Path) -> None:
 
 def load_model(path: str | Path) -> tuple[SpeechGAN, dict[str, Any]]:
     """A model written by `gankit study speech --save DIR` (DIR/speech.pt, or the file)."""
+    from . import read_model_file
+
     p = Path(path)
     if p.is_dir():
         p = p / "speech.pt"
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no speech model (write one with gankit study speech --save DIR)")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a foreign file
-        raise CheckpointError(f"{p}: cannot read speech model ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT or tuple(ck.get("words", ())) != WORDS:
+    ck = read_model_file(p, FORMAT, "speech model", "gankit study speech --save DIR")
+    if tuple(ck.get("words", ())) != WORDS:
         raise CheckpointError(f"{p}: not a gankit speech model")
     s = Settings(**ck["settings"])
     model = SpeechGAN(s.nz, s.width, s.gl_iters)

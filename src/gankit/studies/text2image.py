@@ -425,16 +425,13 @@ def save_model(model: TextToImage, s: Settings, condition: str, data: dict[str, 
 
 def load_model(path: str | Path) -> tuple[TextToImage, dict[str, Any]]:
     """A model written by `gankit study text2image --save DIR` (DIR/text2image.pt, or the file)."""
+    from . import read_model_file
+
     p = Path(path)
     if p.is_dir():
         p = p / "text2image.pt"
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no text-to-image model (write one with gankit study text2image --save DIR)")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a foreign file
-        raise CheckpointError(f"{p}: cannot read text-to-image model ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT or tuple(ck.get("vocab", ())) != VOCAB:
+    ck = read_model_file(p, FORMAT, "text-to-image model", "gankit study text2image --save DIR")
+    if tuple(ck.get("vocab", ())) != VOCAB:
         raise CheckpointError(f"{p}: not a gankit text-to-image model")
     s = Settings(**{k: tuple(v) if k == "conditions" else v for k, v in ck["settings"].items()})
     model = TextToImage(s.nz, s.width)
