@@ -1,6 +1,6 @@
-"""Regularisers and constraints for D, separate from the losses and from the train step.
+"""Regularisers and constraints, separate from the losses and from the train step.
 
-The step adds these to D's loss; it does not know their internals.
+The step adds these to D's loss (and MSGAN's `mode_seeking` to G's); it does not know their internals.
 """
 
 from __future__ import annotations
