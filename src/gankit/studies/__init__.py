@@ -31,11 +31,24 @@ def write_tables(res: dict[str, Any], out: Path, name: str, markdown: str) -> An
     return plt
 
 
-def read_model_file(path: Path, fmt: str, what: str, hint: str) -> dict[str, Any]:
-    """A study's weights-only model file as a dict with format `fmt`; one-line CheckpointErrors
-    for a missing, unreadable or foreign file."""
+def mean_std(v: list[float]) -> tuple[float, float]:
+    """Mean and sample std (ddof 1; NaN for a single value): every study's table cell."""
+    import math
+
+    import numpy as np
+
+    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
+
+
+def read_model_file(path: str | Path, fmt: str, what: str, hint: str,
+                    default_name: str | None = None) -> tuple[dict[str, Any], Path]:
+    """A study's weights-only model file (or DIR/default_name) as a dict with format `fmt`, and
+    the file's path; one-line CheckpointErrors for a missing, unreadable or foreign file."""
     from ..errors import CheckpointError
 
+    path = Path(path)
+    if default_name and path.is_dir():
+        path = path / default_name
     if not path.is_file():
         raise CheckpointError(f"{path}: no {what} (write one with {hint})")
     try:
@@ -44,7 +57,7 @@ def read_model_file(path: Path, fmt: str, what: str, hint: str) -> dict[str, Any
         raise CheckpointError(f"{path}: cannot read {what} ({type(e).__name__})") from None
     if not isinstance(ck, dict) or ck.get("format") != fmt:
         raise CheckpointError(f"{path}: not a gankit {what}")
-    return ck
+    return ck, path
 
 
 def cgan_update(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,

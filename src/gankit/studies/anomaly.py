@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import mean_std
+
 METHODS = ("ganomaly", "fanogan", "autoencoder", "knn")
 
 
@@ -230,14 +232,10 @@ def save_model(m: nn.Module, method: str, normal: int, s: Settings, train_x: Ten
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     from ..errors import CheckpointError
+    from . import read_model_file
 
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such anomaly model (write one with gankit study anomaly --save DIR)")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a foreign file
-        raise CheckpointError(f"{path}: cannot read anomaly model ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != "gankit-anomaly-1" or ck.get("method") not in METHODS:
+    ck, _ = read_model_file(path, "gankit-anomaly-1", "anomaly model", "gankit study anomaly --save DIR")
+    if ck.get("method") not in METHODS:
         raise CheckpointError(f"{path}: not a gankit anomaly model")
     s = Settings(**{k: tuple(v) if k == "classes" else v for k, v in ck["settings"].items()})
     method = ck["method"]
@@ -274,15 +272,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for c in sorted({r["normal_class"] for r in rows}):
         rs = [r for r in rows if r["normal_class"] == c]
-        out[str(c)] = {m: _mean_std([r[m] for r in rs]) for m in METHODS}
+        out[str(c)] = {m: mean_std([r[m] for r in rs]) for m in METHODS}
     seeds = sorted({r["seed"] for r in rows})
     per_seed = {m: [float(np.mean([r[m] for r in rows if r["seed"] == s])) for s in seeds] for m in METHODS}
-    out["mean"] = {m: _mean_std(v) for m, v in per_seed.items()}
+    out["mean"] = {m: mean_std(v) for m, v in per_seed.items()}
     return out
-
-
-def _mean_std(v: list[float]) -> tuple[float, float]:
-    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
 
 
 def markdown(res: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import mean_std
+
 CONDITIONS = ("real", "real+classic", "real+gan", "real+gan+classic")
 
 
@@ -158,7 +160,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s: dict[str, Any] = {"per_class": k, "seeds": len(rs)}
         for c in (*CONDITIONS, "gan_label_accuracy"):
             v = [r[c] for r in rs]
-            s[c] = (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan)
+            s[c] = mean_std(v)
         for c in CONDITIONS[1:]:
             s[f"{c} vs real"] = paired_t([r[c] for r in rs], [r["real"] for r in rs])
         out.append(s)

@@ -20,6 +20,7 @@ GAN repeating one clip per word would fail.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import shutil
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, DataError, GankitError
+from . import mean_std
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TRAIN_ACCENTS = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-gb-x-gbclan")
@@ -163,6 +165,7 @@ def corpus(cache: Path | None = None, log: Callable[[str], None] = print) -> dic
 
 # --- spectrograms and Griffin-Lim ------------------------------------------------------------
 
+@functools.cache  # a constant of the front end; callers only read it
 def mel_filters() -> Tensor:
     """(N_MELS, N_FFT // 2 + 1) triangular filters on the HTK mel scale, 0 .. RATE / 2."""
     def mel(f: np.ndarray) -> np.ndarray:
@@ -400,21 +403,6 @@ def features(net: SpeechCNN, img: Tensor) -> Tensor:
     return torch.cat([net.features(img[i: i + 256]) for i in range(0, len(img), 256)])
 
 
-def frechet(net: SpeechCNN, a: Tensor, b: Tensor) -> float:
-    """Frechet distance between two sets of spectrogram images in the recogniser's features."""
-    from ..metrics.distances import fid
-
-    return fid(features(net, a), features(net, b))
-
-
-def word_spread(net: SpeechCNN, img: Tensor, word: Tensor) -> float:
-    """Mean pairwise distance, in the recogniser's features, between clips of the same word,
-    averaged over words (`text2image.spread`)."""
-    from .text2image import spread
-
-    return spread(features(net, img), word)
-
-
 # --- the study -----------------------------------------------------------------------------
 
 def save_model(model: SpeechGAN, s: Settings, path: Path) -> None:
@@ -427,10 +415,7 @@ def load_model(path: str | Path) -> tuple[SpeechGAN, dict[str, Any]]:
     """A model written by `gankit study speech --save DIR` (DIR/speech.pt, or the file)."""
     from . import read_model_file
 
-    p = Path(path)
-    if p.is_dir():
-        p = p / "speech.pt"
-    ck = read_model_file(p, FORMAT, "speech model", "gankit study speech --save DIR")
+    ck, p = read_model_file(path, FORMAT, "speech model", "gankit study speech --save DIR", "speech.pt")
     if tuple(ck.get("words", ())) != WORDS:
         raise CheckpointError(f"{p}: not a gankit speech model")
     s = Settings(**ck["settings"])
@@ -441,22 +426,30 @@ def load_model(path: str | Path) -> tuple[SpeechGAN, dict[str, Any]]:
 
 def run(settings: Settings = REDUCED, save: Path | None = None, log: Callable[[str], None] = print,
         cache: Path | None = None) -> dict[str, Any]:
+    from ..metrics.distances import fid
+    from .text2image import spread
+
     data = corpus(cache, log)
     img = torch.cat([to_image(data["wav"][i: i + 256]) for i in range(0, len(data["wav"]), 256)])
     tr, te = ~data["test"], data["test"]
     recogniser = train_recogniser(img[tr], data["word"][tr], settings.clf_steps)
+    f_train = features(recogniser, img[tr])
+    ref_spread = spread(f_train, data["word"][tr])  # diversity 1 = as varied as the training clips
+
+    def fd_and_diversity(spec: Tensor, words: Tensor) -> dict[str, float]:
+        """Fréchet distance to the training speech and word-wise spread over the training
+        speech's, both in the recogniser's features."""
+        f = features(recogniser, spec)
+        return {"fd": fid(f_train, f), "diversity": spread(f, words) / ref_spread}
+
     rows = [{"source": "real speech, held-out accents", "seed": 0,
              "wer": word_wer(transcribe(recogniser, data["wav"][te]), data["word"][te]),
-             "fd": frechet(recogniser, img[tr], img[te])}]
+             **fd_and_diversity(img[te], data["word"][te])}]
     vocoded = griffin_lim(img[te], settings.gl_iters)
     rows.append({"source": "held-out speech through mel + Griffin-Lim", "seed": 0,
                  "wer": word_wer(transcribe(recogniser, vocoded), data["word"][te]),
-                 "fd": frechet(recogniser, img[tr], to_image(vocoded))})
+                 **fd_and_diversity(to_image(vocoded), data["word"][te])})
     log(f"recogniser: WER {rows[0]['wer']:.3f} on held-out accents, {rows[1]['wer']:.3f} after Griffin-Lim")
-    # diversity = spread of a word's clips relative to the real training clips' (= 1)
-    ref_spread = word_spread(recogniser, img[tr], data["word"][tr])
-    rows[0]["diversity"] = word_spread(recogniser, img[te], data["word"][te]) / ref_spread
-    rows[1]["diversity"] = word_spread(recogniser, to_image(vocoded), data["word"][te]) / ref_spread
     asked = torch.arange(10).repeat_interleave(settings.per_word)
     for seed in range(settings.seeds):
         model = train_gan(img[tr], data["word"][tr], settings, seed)
@@ -464,8 +457,7 @@ def run(settings: Settings = REDUCED, save: Path | None = None, log: Callable[[s
         gen = to_image(audio)
         rows.append({"source": "SpecGAN + Griffin-Lim", "seed": seed,
                      "wer": word_wer(transcribe(recogniser, audio), asked),
-                     "fd": frechet(recogniser, img[tr], gen),
-                     "diversity": word_spread(recogniser, gen, asked) / ref_spread})
+                     **fd_and_diversity(gen, asked)})
         log(f"SpecGAN seed {seed}: WER {rows[-1]['wer']:.3f}, FD {rows[-1]['fd']:.2f}, "
             f"diversity {rows[-1]['diversity']:.2f}")
         if save is not None and seed == 0:
@@ -492,7 +484,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s: dict[str, Any] = {"source": src, "seeds": len(rs)}
         for k in ("wer", "fd", "diversity"):
             v = [r[k] for r in rs]
-            s[k] = (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan)
+            s[k] = mean_std(v)
         out.append(s)
     return out
 

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, GankitError
+from . import mean_std
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ATTRIBUTES = {"thickness": ("thin", "thick"), "slant": ("upright", "slanted"), "size": ("small", "large")}
@@ -427,10 +428,7 @@ def load_model(path: str | Path) -> tuple[TextToImage, dict[str, Any]]:
     """A model written by `gankit study text2image --save DIR` (DIR/text2image.pt, or the file)."""
     from . import read_model_file
 
-    p = Path(path)
-    if p.is_dir():
-        p = p / "text2image.pt"
-    ck = read_model_file(p, FORMAT, "text-to-image model", "gankit study text2image --save DIR")
+    ck, p = read_model_file(path, FORMAT, "text-to-image model", "gankit study text2image --save DIR", "text2image.pt")
     if tuple(ck.get("vocab", ())) != VOCAB:
         raise CheckpointError(f"{p}: not a gankit text-to-image model")
     s = Settings(**{k: tuple(v) if k == "conditions" else v for k, v in ck["settings"].items()})
@@ -473,7 +471,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s: dict[str, Any] = {"condition": cond, "seeds": len(rs)}
         for k in METRICS:
             v = [r[k] for r in rs]
-            s[k] = (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan)
+            s[k] = mean_std(v)
         out.append(s)
     return out
 
