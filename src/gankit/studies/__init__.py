@@ -40,6 +40,16 @@ def mean_std(v: list[float]) -> tuple[float, float]:
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
 
 
+def summarize_by(rows: list[dict[str, Any]], key: str, metrics: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One summary per value of rows[key] (first-seen order): the seed count and `mean_std` of
+    each metric."""
+    out = []
+    for v in dict.fromkeys(r[key] for r in rows):
+        rs = [r for r in rows if r[key] == v]
+        out.append({key: v, "seeds": len(rs), **{m: mean_std([r[m] for r in rs]) for m in metrics}})
+    return out
+
+
 def read_model_file(path: str | Path, fmt: str, what: str, hint: str,
                     default_name: str | None = None) -> tuple[dict[str, Any], Path]:
     """A study's weights-only model file (or DIR/default_name) as a dict with format `fmt`, and

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, DataError, GankitError
-from . import mean_std
+from . import summarize_by
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TRAIN_ACCENTS = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-gb-x-gbclan")
@@ -478,15 +478,7 @@ def save_examples(model: SpeechGAN, out: Path) -> None:
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for src in dict.fromkeys(r["source"] for r in rows):
-        rs = [r for r in rows if r["source"] == src]
-        s: dict[str, Any] = {"source": src, "seeds": len(rs)}
-        for k in ("wer", "fd", "diversity"):
-            v = [r[k] for r in rs]
-            s[k] = mean_std(v)
-        out.append(s)
-    return out
+    return summarize_by(rows, "source", ("wer", "fd", "diversity"))
 
 
 def markdown(res: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, GankitError
-from . import mean_std
+from . import summarize_by
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ATTRIBUTES = {"thickness": ("thin", "thick"), "slant": ("upright", "slanted"), "size": ("small", "large")}
@@ -465,15 +465,7 @@ METRICS = ("class_accuracy", "r_thickness", "r_slant", "r_size", "fid_mnistcnn",
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for cond in dict.fromkeys(r["condition"] for r in rows):
-        rs = [r for r in rows if r["condition"] == cond]
-        s: dict[str, Any] = {"condition": cond, "seeds": len(rs)}
-        for k in METRICS:
-            v = [r[k] for r in rs]
-            s[k] = mean_std(v)
-        out.append(s)
-    return out
+    return summarize_by(rows, "condition", METRICS)
 
 
 def markdown(res: dict[str, Any]) -> str:
