@@ -7,11 +7,12 @@ import torch
 from torch import nn
 
 from gankit.errors import ConfigError
+from gankit.families.noise2image import unrolled_d
 from gankit.nets import build
 from gankit.nets.remedies import REMEDIES, Augmented, MinibatchDiscrimination, MinibatchStd, Packed, diff_augment
 from gankit.training.loop import fit, prepare
 from gankit.training.state import new_state
-from gankit.training.step import train_step, unrolled_d
+from gankit.training.step import train_step
 
 
 def test_packed_d_sees_m_samples_side_by_side():

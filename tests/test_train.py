@@ -7,11 +7,13 @@ import signal
 
 import pytest
 import torch
+import yaml
 from conftest import tiny_config
 
 from gankit import config as C
 from gankit.data import datasets
 from gankit.errors import CheckpointError, ConfigError, GankitError, TrainingDiverged
+from gankit.families import run_keys
 from gankit.losses import losses
 from gankit.training.loop import Callback, fit, prepare, resume
 from gankit.training.state import new_state, read_checkpoint, state_from_checkpoint
@@ -63,7 +65,12 @@ def test_every_recipe_trains_two_steps(recipe, tmp_path):
               "samples/step-0000002.png"):
         assert (tmp_path / "run" / f).exists(), f
     assert C.load_file(tmp_path / "run" / "config.yaml") == cfg
-    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["config"] == cfg.to_dict()
+    keys = run_keys(cfg)
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["config"] == cfg.to_dict(keys)
+    # the run's files list the shared sections and its family's own keys, nobody else's
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    listed = {f"{sec}.{k}" for sec, body in saved.items() if isinstance(body, dict) for k in body}
+    assert listed == keys - {"recipe"}
 
 
 # --- stabilisers: each switch has an effect you can see ----------------------------------------

@@ -35,7 +35,9 @@ def make_config(recipe: str | None = None, data: str | None = None, overrides: S
         cfg.train.batch = int(batch)
     if seed is not None:
         cfg.train.seed = int(seed)
-    return config_mod.resolve(cfg)
+    from .families import resolve
+
+    return resolve(cfg)
 
 
 def default_out(recipe: str) -> Path:
@@ -80,9 +82,9 @@ class Generator:
     @property
     def task(self) -> bool:
         """An image-to-image generator (translate/upscale/inpaint), not z -> x."""
-        from .nets.translation import TASK_MODELS
+        from .families import family_of
 
-        return self.cfg.model.name in TASK_MODELS
+        return family_of(self.cfg).translates
 
     @torch.no_grad()
     def translate(self, a: Tensor, mask: Tensor | None = None, batch: int = 100) -> Tensor:
@@ -94,7 +96,7 @@ class Generator:
         inpaint = self.cfg.model.name == "inpaint"
         if inpaint and mask is None:
             raise GankitError("inpainting needs a mask (white = missing)")
-        from .training.tasks import complete
+        from .nets.translation import complete
 
         outs = []
         for i in range(0, len(a), batch):
@@ -196,7 +198,7 @@ def load(run: str | Path, ema: bool = True) -> Generator:
 
     path = _checkpoint_path(run)
     ck = read_checkpoint(path)
-    cfg = config_mod.from_dict(ck["config"])
+    cfg = config_mod.from_dict(ck["config"], track=False)
     shape = tuple(ck["shape"])
     g, _ = build_nets(cfg.model, shape)
     use_ema = ema and ck.get("g_ema") is not None

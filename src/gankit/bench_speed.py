@@ -91,8 +91,12 @@ def biggest_conv(g: nn.Module, d: nn.Module, x: Tensor, z: Tensor, dtypes: list[
     return out
 
 
-def reference_step(cfg: Any, x: Tensor) -> tuple[Callable[[], tuple[float, float]], nn.Module, nn.Module]:
-    """The recipe's algorithm written the obvious way (see the module docstring)."""
+def reference_step(cfg: Any, x: Tensor, real_batch: Callable[[int], Tensor] | None = None,
+                   z_batch: Callable[[int], Tensor] | None = None,
+                   ) -> tuple[Callable[[], tuple[float, float]], nn.Module, nn.Module]:
+    """The recipe's algorithm written the obvious way (see the module docstring). Batches are
+    `x[torch.randint(...)]` and `torch.randn(...)`; `real_batch(n)` and `z_batch(n)` replace
+    them (tests feed both steps the same batches)."""
     from . import regularizers as R
     from .losses import losses
     from .nets import build as build_nets
@@ -111,11 +115,13 @@ def reference_step(cfg: Any, x: Tensor) -> tuple[Callable[[], tuple[float, float
     spec = losses.get(cfg.loss.name)
     kw = {"real_label": cfg.loss.real_label} if spec.label_smoothing else {}
     b = t.batch
+    real_batch = real_batch or (lambda n: x[torch.randint(len(x), (n,))])
+    z_batch = z_batch or (lambda n: torch.randn(n, m.z_dim))
 
     def step() -> tuple[float, float]:
         for _ in range(t.n_critic):
-            real = x[torch.randint(len(x), (b,))]
-            fake = g(torch.randn(b, m.z_dim))
+            real = real_batch(b)
+            fake = g(z_batch(b))
             loss_d = spec.d(real=d(real), fake=d(fake.detach()), **kw)
             if reg.gp_weight:
                 loss_d = loss_d + reg.gp_weight * R.gradient_penalty(d, real, fake)
@@ -124,7 +130,7 @@ def reference_step(cfg: Any, x: Tensor) -> tuple[Callable[[], tuple[float, float
             opt_d.step()
             if reg.weight_clip:
                 R.clip_weights(d, reg.weight_clip)
-        fake = g(torch.randn(b, m.z_dim))
+        fake = g(z_batch(b))
         loss_g = spec.g(fake=d(fake), real=d(real) if spec.g_needs_real else None)
         opt_g.zero_grad()
         loss_g.backward()

@@ -106,13 +106,14 @@ def _dry_run(cfg: Any) -> int:
 
     cfg, data = prepare(cfg)
     g, d = build(cfg.model, data.shape)
-    from .nets.translation import TASK_MODELS
+    from .families import family_of, run_keys
 
-    if cfg.model.name in TASK_MODELS:  # maps images (no z): count one real training step instead
-        from .training.tasks import step_flops
+    keys = run_keys(cfg)
+    if family_of(cfg).translates:  # maps images (no z): count one real training update instead
+        from .training.flops import update_flops
 
-        per_image = step_flops(cfg, data)
-        print(cfg.to_yaml().rstrip())
+        per_image = update_flops(cfg, data)
+        print(cfg.to_yaml(keys).rstrip())
         print(f"# data: {cfg.data.source}, {len(data)} targets of shape {tuple(data.shape)}"
               + (f", inputs of shape {tuple(data.a.shape[1:])}" if data.a is not None else ""))
         print(f"# G: {count_params(g):,} parameters; D: {count_params(d):,} parameters")
@@ -124,7 +125,7 @@ def _dry_run(cfg: Any) -> int:
     # forward+backward ~ 3x forward; D steps see B real + B fake, the G step back-propagates through D
     step = t.n_critic * (t.batch * f["g_forward"] + 6 * t.batch * f["d_forward"])
     step += 3 * t.batch * f["d_forward"] + 2 * t.batch * f["g_forward"]
-    print(cfg.to_yaml().rstrip())
+    print(cfg.to_yaml(keys).rstrip())
     print(f"# data: {cfg.data.source}, {len(data)} examples of shape {tuple(data.shape)}")
     print(f"# G: {count_params(g):,} parameters, {f['g_forward'] / 1e6:.1f} MFLOP forward per example")
     print(f"# D: {count_params(d):,} parameters, {f['d_forward'] / 1e6:.1f} MFLOP forward per example")

@@ -148,11 +148,16 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     recipe: str = ""  # the recipe name this config came from (informational)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, keys: set[str] | None = None) -> dict[str, Any]:
+        """Nested dicts; with `keys` ("section.key") only those (a run lists its family's keys)."""
+        d = asdict(self)
+        if keys is None:
+            return d
+        return {sec: ({k: v for k, v in body.items() if f"{sec}.{k}" in keys} if isinstance(body, dict) else body)
+                for sec, body in d.items()}
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, keys: set[str] | None = None) -> str:
+        return yaml.safe_dump(self.to_dict(keys), sort_keys=False)
 
 
 SECTIONS = [f.name for f in fields(Config) if dataclasses.is_dataclass(f.default_factory)]  # type: ignore[arg-type]
@@ -220,7 +225,23 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def _set(cfg: Config, key: str, value: Any) -> None:
+def explicit_keys(cfg: Config) -> set[str]:
+    """The keys a recipe or an override named (not those read back from a run's own files)."""
+    return set(cfg.__dict__.get("_explicit", ()))
+
+
+def changed_keys(cfg: Config, default: Config) -> set[str]:
+    """The keys whose values differ from `default`'s."""
+    out = set()
+    for sec in SECTIONS:
+        a, b = getattr(cfg, sec), getattr(default, sec)
+        out |= {f"{sec}.{f.name}" for f in fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+    return out
+
+
+def _set(cfg: Config, key: str, value: Any, track: bool = True) -> None:
+    if track:
+        cfg.__dict__.setdefault("_explicit", set()).add(key)
     if key == "recipe":
         cfg.recipe = _coerce(key, value, str)
         return
@@ -238,21 +259,22 @@ def _set(cfg: Config, key: str, value: Any) -> None:
     setattr(section, parts[1], _coerce(key, value, typ))
 
 
-def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
-    """Build a config from nested dicts; unknown sections and keys are errors with suggestions."""
+def from_dict(d: dict[str, Any], base: Config | None = None, track: bool = True) -> Config:
+    """Build a config from nested dicts; unknown sections and keys are errors with suggestions.
+    `track`: remember the keys as named by the user (a recipe), not read back from a run."""
     cfg = base or Config()
     if not isinstance(d, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(d).__name__}")
     for sec, body in d.items():
         if sec == "recipe":
-            _set(cfg, "recipe", body)
+            _set(cfg, "recipe", body, track)
             continue
         if sec not in SECTIONS:
             raise _unknown(str(sec))
         if not isinstance(body, dict):
             raise ConfigError(f"config section {sec} must be a mapping, got {body!r}")
         for k, v in body.items():
-            _set(cfg, f"{sec}.{k}", v)
+            _set(cfg, f"{sec}.{k}", v, track)
     return cfg
 
 
@@ -346,8 +368,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("set train.steps (--steps) or train.seconds (--seconds); both are 0")
     if cfg.optim.lr_decay == "linear" and cfg.train.steps == 0 and cfg.optim.decay_steps == 0:
         raise ConfigError("optim.lr_decay=linear needs optim.decay_steps when the run has no train.steps")
-    if cfg.reg.r1_every < 1:
-        raise ConfigError(f"reg.r1_every must be >= 1, got {cfg.reg.r1_every}")
     if cfg.optim.lr_g <= 0 or cfg.optim.lr_d <= 0:
         raise ConfigError("optim.lr_g and optim.lr_d must be > 0")
     if not (0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1):
@@ -360,41 +380,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.dropout_d must be in [0, 1), got {cfg.model.dropout_d}")
     if not 0 < cfg.loss.real_label <= 1:
         raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
-    spec = losses.get(cfg.loss.name)
     if cfg.data.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels must be 0 (native), 1 or 3, got {cfg.data.channels}")
-    if cfg.train.d_update == "split" and not spec.label_smoothing:
-        raise ConfigError(f"train.d_update=split (Keras-style real/fake steps) needs a BCE loss, not {cfg.loss.name}")
-    if cfg.train.d_update == "split" and cfg.reg.gp_weight > 0:
-        raise ConfigError("train.d_update=split cannot combine with reg.gp_weight (GP needs real and fake)")
-    for key in ("train.batch", "train.g_batch"):
-        b = getattr(cfg.train, key.split(".")[1])
-        if b % cfg.model.pack:
-            raise ConfigError(f"{key}={b} must be divisible by model.pack={cfg.model.pack} (PacGAN packs)")
-    if cfg.train.unroll and cfg.train.d_update == "split":
-        raise ConfigError("train.unroll cannot combine with train.d_update=split")
-    if cfg.model.n_d > 1:
-        for bad, why in ((cfg.reg.gp_weight > 0, "reg.gp_weight"), (cfg.reg.r1_gamma > 0, "reg.r1_gamma"),
-                         (cfg.train.unroll > 0, "train.unroll"),
-                         (cfg.train.d_update == "split", "train.d_update=split"),
-                         (cfg.model.cond == "acgan", "model.cond=acgan")):
-            if bad:  # each of these is written for one D's logits; not generalised to an ensemble yet
-                raise ConfigError(f"model.n_d={cfg.model.n_d} cannot combine with {why}")
-    if cfg.model.cond != "none":
-        for bad, why in ((cfg.model.pack > 1, "model.pack > 1 (a pack mixes labels)"),
-                         (cfg.train.d_update == "split", "train.d_update=split"),
-                         (cfg.model.cond == "acgan" and cfg.train.unroll > 0, "train.unroll (with acgan)")):
-            if bad:
-                raise ConfigError(f"model.cond={cfg.model.cond} cannot combine with {why}")
-    from .nets.remedies import parse_policy
-
-    parse_policy(cfg.reg.diffaug)
     dev = cfg.train.device
     if not (dev in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", dev)):
         raise ConfigError(f"train.device={dev!r} is not one of auto, cpu, cuda, cuda:N")
-    if cfg.train.precision == "fp16" and (cfg.reg.gp_weight > 0 or cfg.reg.r1_gamma > 0 or cfg.train.unroll):
-        # these differentiate D's gradient; under a loss scaler that needs unscaling inside the penalty
-        raise ConfigError("train.precision=fp16 cannot combine with gradient penalties or unrolling; use bf16")
     if cfg.optim.lr_decay == "exp" and not 0 < cfg.optim.decay_gamma <= 1:
         raise ConfigError(f"optim.decay_gamma must be in (0, 1], got {cfg.optim.decay_gamma}")
     return cfg
@@ -418,12 +408,13 @@ def resolve(cfg: Config) -> Config:
     return validate(cfg)
 
 
-def save(cfg: Config, path: Path) -> None:
-    path.write_text(cfg.to_yaml())
+def save(cfg: Config, path: Path, keys: set[str] | None = None) -> None:
+    path.write_text(cfg.to_yaml(keys))
 
 
 def load_file(path: Path) -> Config:
+    """A run's saved config.yaml (keys it omits take their defaults)."""
     try:
-        return from_dict(yaml.safe_load(path.read_text()) or {})
+        return from_dict(yaml.safe_load(path.read_text()) or {}, track=False)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None

@@ -82,7 +82,7 @@ def _digit_scores(out: Tensor, target: Tensor, labels: Tensor | None) -> dict[st
 def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
     """Scores of a loaded image-to-image run (api.Generator) on its data's held-out split."""
     from ..data import build as build_data
-    from ..training.tasks import random_masks
+    from ..nets.translation import random_masks
 
     cfg = run.cfg
     name = cfg.model.name
@@ -137,11 +137,11 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
 
 
 def held_out_grid(run, seed: int = 0, n: int = 10):
-    """A picture of the held-out scores: `training.tasks.example_rows` of n test examples, one
+    """A picture of the held-out scores: `families.translation.example_rows` of n test examples, one
     per column (super-resolution adds bicubic up-scaling under the output)."""
     from ..data import build as build_data
+    from ..families.translation import example_rows
     from ..monitor.images import grid
-    from ..training.tasks import example_rows
 
     cfg = copy.deepcopy(run.cfg.data)
     cfg.split = "test"

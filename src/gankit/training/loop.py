@@ -19,6 +19,8 @@ from ..data import Dataset
 from ..data import build as build_data
 from ..data.prepared import Streamed
 from ..errors import ConfigError, TrainingDiverged
+from ..families import family_of, run_keys
+from ..families import resolve as resolve_for_family
 from ..monitor import health
 from ..monitor.card import write_card
 from ..monitor.images import grid, save_gif, save_png
@@ -65,66 +67,13 @@ def free_cores() -> int:
         return os.cpu_count() or 1
 
 
-def prepare(cfg: Config) -> tuple[Config, Dataset]:
-    cfg = config_mod.resolve(cfg)
+def prepare(cfg: Config, explicit: set[str] | None = None) -> tuple[Config, Dataset]:
+    """Resolve the config, check its keys against its family's (`explicit`: the keys a recipe or
+    --set named; None takes the config's own record), build the data and let the family check it
+    and freeze what it derives from it."""
+    cfg = resolve_for_family(cfg, explicit)
     data = build_data(cfg.data)
-    if not data.is_image and cfg.model.name != "toy_mlp":
-        raise ConfigError(f"data {cfg.data.source} holds points {data.shape}; use model.name=toy_mlp")
-    if data.is_image and cfg.model.name == "toy_mlp":
-        raise ConfigError(f"model toy_mlp models 2-D points, but {cfg.data.source} holds images {data.shape}")
-    data = _task_data(cfg, data)
-    if cfg.model.cond != "none":
-        if data.y is None:
-            raise ConfigError(f"model.cond={cfg.model.cond} needs class labels, but {cfg.data.source} has none")
-        k = data.num_classes
-        if cfg.model.n_classes == 0:
-            cfg.model.n_classes = k  # frozen into the saved config, so sampling and resume agree
-        elif cfg.model.n_classes < k:
-            raise ConfigError(f"model.n_classes={cfg.model.n_classes} but {cfg.data.source} has labels up to {k - 1}")
-    return cfg, data
-
-
-def _task_data(cfg: Config, data: Dataset) -> Dataset:
-    """Image-to-image models: check the data has what the task needs, and freeze A's channels and
-    the size ratio into the config (the nets are built from them)."""
-    from ..data.paired import split_side_by_side
-    from ..nets.translation import TASK_MODELS
-
-    name = cfg.model.name
-    if name not in TASK_MODELS:
-        return data
-    if name in ("pix2pix", "srgan") and data.a is None and data.is_image:
-        data = split_side_by_side(data)
-    needs = {"pix2pix": "paired", "srgan": "paired", "cyclegan": "any", "inpaint": "none"}[name]
-    if needs != "none" and data.a is None:
-        raise ConfigError(f"model {name} translates A -> B, but {cfg.data.source} holds only one set of images "
-                          "(use a folder with A/ and B/, side-by-side A|B images, or a built-in such as "
-                          "edges2digits, thin2thick, lowres4_mnist, colorize_photos)")
-    if needs == "paired" and not data.paired:
-        raise ConfigError(f"model {name} needs paired data (A/x.png with B/x.png); {cfg.data.source} is unpaired "
-                          "(cyclegan learns from unpaired sets)")
-    if data.a is not None and needs != "none":
-        cfg.model.in_channels = int(data.a.shape[1])
-        ha, hb = data.a.shape[-1], data.x.shape[-1]
-        if name == "srgan":
-            if hb % ha or data.x.shape[-2] * ha != data.a.shape[-2] * hb:
-                raise ConfigError(f"srgan: B ({hb}px) must be a whole multiple of A ({ha}px) in both sides")
-            cfg.model.scale = hb // ha
-        elif data.a.shape[-2:] != data.x.shape[-2:]:
-            raise ConfigError(f"model {name}: A images are {tuple(data.a.shape[-2:])} but B images are "
-                              f"{tuple(data.x.shape[-2:])}; {name} keeps the size (srgan changes it)")
-    if name == "srgan" and cfg.loss.feature_weight > 0 and cfg.loss.feature_net != "mnistcnn":
-        from ..nets.perceptual import feature_net
-
-        feature_net(cfg.loss.feature_net)  # a bad weights file fails here, not at the first step
-    for bad, why in ((cfg.model.cond != "none", "model.cond"), (cfg.model.pack > 1, "model.pack"),
-                     (cfg.model.minibatch != "none", "model.minibatch"), (cfg.model.n_d > 1, "model.n_d"),
-                     (cfg.model.n_g > 1, "model.n_g"), (cfg.train.unroll > 0, "train.unroll"),
-                     (cfg.reg.gp_weight > 0 or cfg.reg.r1_gamma > 0, "gradient penalties"),
-                     (bool(cfg.reg.diffaug), "reg.diffaug"), (cfg.train.d_update == "split", "train.d_update=split")):
-        if bad:
-            raise ConfigError(f"model {name} (image-to-image) cannot combine with {why}")
-    return data
+    return cfg, family_of(cfg).prepare(cfg, data)
 
 
 def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunResult:
@@ -143,7 +92,7 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
     state = new_state(cfg, data.shape, len(data))
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
-        config_mod.save(cfg, out / "config.yaml")
+        config_mod.save(cfg, out / "config.yaml", run_keys(cfg))
     return _run(state, data, out, callbacks, event="start", extra={"autotune": tuned})
 
 
@@ -165,7 +114,7 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
         raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on {state.sampler.n}")
     world = _join(cfg)
     if world.main:
-        config_mod.save(cfg, run_dir / "config.yaml")
+        config_mod.save(cfg, run_dir / "config.yaml", run_keys(cfg))
     return _run(state, data, run_dir, callbacks, event="resume")
 
 
@@ -353,10 +302,8 @@ def _log_row(state: TrainState, res: StepOutput, ips: float, elapsed: float,
 
 
 def _sample_grid(state: TrainState, data: Dataset, fixed_z: torch.Tensor, out: Path) -> None:
-    if state.task:
-        from .tasks import preview
-
-        img = preview(state, data)
+    img = state.family.preview(state, data, fixed_z)
+    if img is not None:  # the family's own grid (image-to-image: inputs, outputs, targets)
         save_png(img, out / "samples" / f"step-{state.step:07d}.png",
                  {"model_hash": model_hash(state.cfg, state.shape), "step": str(state.step)})
         return

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from .. import config as config_mod
 from ..config import Config
 from ..errors import CheckpointError, ConfigError
+from ..families import family_of, run_keys
 from ..losses import LossSpec, losses
 from ..nets import build as build_nets
 from ..nets.remedies import Augmented
@@ -90,9 +91,9 @@ class TrainState:
     task: bool = field(init=False)  # an image-to-image model (pix2pix, srgan, inpaint, cyclegan), not z -> x
 
     def __post_init__(self) -> None:
-        from ..nets.translation import TASK_MODELS
-
-        self.task = self.cfg.model.name in TASK_MODELS  # once, not in every step's dispatch
+        self.family = family_of(self.cfg)
+        self.phases = self.family.phases(self.cfg)  # once per run, not in every step
+        self.task = self.family.translates
         self.g_run = self.g_run or self.g
         self.d_run = self.d_run or self.d
         self.d_params = list(self.d.parameters())  # toggled every step; a module walk costs ~7 % of a toy step
@@ -136,7 +137,7 @@ class TrainState:
         np_state = np.random.get_state()
         return {
             "format": FORMAT,
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.to_dict(run_keys(self.cfg)),  # the shared sections and the family's own
             "shape": list(self.shape),
             "model_hash": model_hash(self.cfg, self.shape),
             "step": self.step,
@@ -299,7 +300,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 def state_from_checkpoint(path: Path, n_data: int | None = None, overrides: list[str] = ()) -> TrainState:
     """Rebuild a run's state from a checkpoint, with `overrides` (section.key=value) applied first."""
     ck = read_checkpoint(path)
-    cfg = config_mod.from_dict(ck["config"])
+    cfg = config_mod.from_dict(ck["config"], track=False)
     config_mod.apply_overrides(cfg, list(overrides))
     shape = tuple(ck["shape"])
     if model_hash(cfg, shape) != ck.get("model_hash"):

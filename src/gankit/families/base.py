@@ -1,0 +1,156 @@
+"""What a model family declares, and the registry the core, the CLI and the tests read.
+
+A family is a kind of GAN (noise -> image, pix2pix, CycleGAN, ...). It owns its options (the
+config keys it reads beyond the shared ones), its cross-field rules, the data it needs and its
+*phases*: the losses of one training update, each with the net whose optimiser it steps. The
+update itself (backward, loss scaling, clipping, optimiser, scheduler, EMA) is written once, in
+`training/core.py`; a family never calls `backward()` or `opt.step()`.
+
+The shape follows NVlabs stylegan2-ada-pytorch's `accumulate_gradients` (phases Gmain, Dmain, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+if TYPE_CHECKING:  # families sit below training/; the state is only a type here
+    from ..config import Config
+    from ..data import Dataset
+    from ..training.state import TrainState
+
+
+@dataclass
+class Batch:
+    """What the phases of one update share. `data`, `labels`, `inputs` are the whole in-memory
+    set (B images, class labels, A inputs); the phases draw their batches from them and leave
+    what later phases reuse (the D phase's fakes, with their graph to G, for the G phase)."""
+
+    data: Tensor
+    labels: Tensor | None = None
+    inputs: Tensor | None = None
+    stats: bool = False  # a log step: the core also measures gradient norms
+    real: Tensor | None = None
+    a: Tensor | None = None  # image-to-image: this batch's inputs
+    y: Tensor | None = None  # this batch's class labels (conditional models)
+    fake: Tensor | None = None
+    d_loss: Tensor | None = None  # the adversarial losses reported in the log (regularisers apart)
+    g_loss: Tensor | None = None
+    out: dict[str, Tensor] = field(default_factory=dict)  # detached scalars for the log
+    aux: dict[str, Any] = field(default_factory=dict)  # anything else a family's phases pass on
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimiser step of an update: `loss(state, batch)` is the phase's whole loss
+    (adversarial terms + regularisers), minimised by the optimiser of `net` ("g" or "d").
+
+    `d_update`: this phase completes one D update, so the D step count advances and D's
+    constraints (weight clipping) apply after it. Keras' split update has two D phases, one D
+    update."""
+
+    name: str  # stylegan2-ada's names: Dmain, Greal/Gmain, ...
+    net: str  # "g" | "d"
+    loss: Callable[[TrainState, Batch], Tensor]
+    d_update: bool = True
+
+
+# Keys every family reads: the data, the optimiser, how a run is driven, and what the core does
+# for every family (EMA, weight clipping, gradient clipping, precision). Anything else belongs
+# to the families that declare it.
+SHARED = {
+    "recipe",
+    "data.source", "data.image_size", "data.channels", "data.n", "data.pad", "data.split",
+    "model.name", "model.width", "model.norm_g", "model.norm_d", "model.init",
+    "loss.name",
+    "optim.lr_g", "optim.lr_d", "optim.beta1", "optim.beta2", "optim.eps", "optim.weight_decay_d",
+    "optim.grad_clip", "optim.lr_decay", "optim.decay_steps", "optim.decay_gamma", "optim.impl",
+    "reg.weight_clip",
+    "train.steps", "train.seconds", "train.batch", "train.seed", "train.ema_beta", "train.log_every",
+    "train.sample_every", "train.ckpt_every", "train.keep_every", "train.threads", "train.tensorboard",
+    "train.collapse_ratio", "train.collapse_after", "train.device", "train.precision", "train.channels_last",
+    "train.compile", "train.workers", "train.sync_bn",
+}
+
+
+class Family:
+    """Subclass per kind of GAN; register an instance in `families`."""
+
+    name: str = ""
+    models: tuple[str, ...] = ()  # net registry names this family trains; () = every other name
+    keys: frozenset[str] = frozenset()  # config keys read beyond SHARED
+    translates: bool = False  # maps input images to images (no z): sampled by translating, not from noise
+    doc: str = ""
+
+    def validate(self, cfg: Config) -> None:
+        """Cross-field rules of this family's options (after the shared checks)."""
+
+    def prepare(self, cfg: Config, data: Dataset) -> Dataset:
+        """Check the data has what the family needs; freeze data-derived options into cfg."""
+        return data
+
+    def phases(self, cfg: Config) -> list[Phase]:
+        """The phases of one update, in order; built once per run."""
+        raise NotImplementedError
+
+    def preview(self, s: TrainState, data: Dataset, fixed_z: Tensor) -> Any:
+        """The training grid (a PIL image), or None for the core's default."""
+        return None
+
+
+families: Registry[Family] = Registry("model family")
+
+
+def family_of(cfg: Config) -> Family:
+    """The family that trains `cfg.model.name`."""
+    from . import noise2image, translation  # noqa: F401  (registration)
+
+    default = None
+    for name in families:
+        fam = families.get(name)
+        if cfg.model.name in fam.models:
+            return fam
+        if not fam.models:
+            default = fam
+    assert default is not None
+    return default
+
+
+def check_keys(cfg: Config, explicit: set[str]) -> None:
+    """A key the family does not read is an error when it was set (recipe or --set) or differs
+    from its default: silently ignoring it would let a user believe it took effect."""
+    from .. import config as config_mod
+
+    fam = family_of(cfg)
+    own = SHARED | fam.keys
+    default = config_mod.Config()
+    for key in sorted(explicit | config_mod.changed_keys(cfg, default)):
+        if key not in own and key in config_mod.all_keys():
+            mine = ", ".join(sorted(k for k in fam.keys)) or "none beyond the shared sections"
+            raise ConfigError(f"{key} is not used by {fam.name} models (their own options: {mine}; "
+                              "and the shared data.*, optim.*, train.* run settings)")
+
+
+def resolve(cfg: Config, explicit: set[str] | None = None) -> Config:
+    """The config resolved for its family: foreign keys refused, loss-implied defaults filled
+    (config.resolve), the shared checks, then the family's own cross-field rules. `explicit`: the
+    keys a recipe or --set named (default: the config's own record of them)."""
+    from .. import config as config_mod
+
+    explicit = config_mod.explicit_keys(cfg) if explicit is None else explicit
+    check_keys(cfg, explicit)  # first: a foreign key's own range check would be a confusing message
+    cfg = config_mod.resolve(cfg)
+    check_keys(cfg, explicit)  # and the loss-implied values (wgan_gp: reg.gp_weight)
+    family_of(cfg).validate(cfg)
+    return cfg
+
+
+def run_keys(cfg: Config) -> set[str]:
+    """The keys a run's config.yaml lists: the shared ones and its family's."""
+    return SHARED | family_of(cfg).keys
