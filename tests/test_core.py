@@ -23,8 +23,9 @@ SMALL = ["train.batch=8", "train.precision=fp32", "train.channels_last=off"]
 def _state(recipe, *sets, steps=4):
     cfg, data = prepare(tiny_config(recipe, *SMALL, *sets, steps=steps))
     s = new_state(cfg, data.shape, len(data))
-    s.inputs = data.a
-    labels = data.y if cfg.model.cond != "none" else None
+    s.inputs, s.cond = data.a, data.cond
+    s.family.init(s, data)
+    labels = data.y if s.family.uses_labels(cfg) else None
     return s, data, labels
 
 
@@ -84,7 +85,10 @@ def test_every_family_refuses_options_it_does_not_read():
             # a changed value of the key's own type, valid for the key's section rules
             if isinstance(value, str):
                 continue
-            new = (not value) if isinstance(value, bool) else value + 1 if isinstance(value, int) else value * 0.5 or 0.5
+            if isinstance(value, bool):
+                new = not value
+            else:
+                new = value + 1 if isinstance(value, int) else value * 0.5 or 0.5
             with pytest.raises(ConfigError, match=rf"^{key} is not used by {fam.name} models"):
                 prepare(tiny_config(recipe, f"{key}={new}", steps=1))
 

@@ -1,15 +1,26 @@
 """Text-to-image: attributes measured right, captions parsed and encoded, the matching-aware D's
-wrong captions really wrong, the attribute correlation able to fail, models saved and sampled by
-`gankit sample RUN --text`, and a tiny end-to-end study."""
+wrong captions really wrong, the attribute correlation able to fail, the `text2image_digits`
+recipe trained, resumed, sampled by `gankit sample RUN --text` and scored by `gankit eval`, and a
+tiny end-to-end study over the recipe."""
+
+import json
 
 import pytest
 import torch
+from conftest import tiny_config
 
+import gankit
 from gankit.cli import main
-from gankit.errors import CheckpointError, GankitError
-from gankit.metrics.classifier import split_mnist5k
+from gankit.config import DataConfig
+from gankit.data import build
+from gankit.data import captions as t
+from gankit.errors import GankitError
+from gankit.families.text2image import train_text_encoder
+from gankit.metrics.captions import attribute_r
 from gankit.regularizers import mode_seeking
-from gankit.studies import text2image as t
+from gankit.studies import text2image as study
+from gankit.training.loop import fit, resume
+from gankit.training.state import read_checkpoint
 
 
 def bar(width: int, shear: float = 0.0, height: int = 16) -> torch.Tensor:
@@ -62,7 +73,7 @@ def test_wrong_captions_never_match_the_right_one():
 
 
 def test_text_encoder_learns_to_read_captions():
-    enc = t.train_text_encoder(150, seed=0, keep=0.7)
+    enc = train_text_encoder(150, seed=0, keep=0.7)
     digits, lv = t.all_captions()
     h = enc(t.tokens(digits, lv))
     assert (enc.digit_head(h).argmax(1) == digits).float().mean() > 0.95
@@ -71,11 +82,14 @@ def test_text_encoder_learns_to_read_captions():
 
 
 def test_attribute_correlation_is_high_on_real_digits_and_zero_for_random_levels():
-    d = t.prepare()
-    real = t.attribute_r(d["xte"], d["yte"], d["lvte"], d["stats"])
+    tr, te = build(DataConfig(source="mnist5k", split="train")), build(DataConfig(source="mnist5k", split="test"))
+    atr = t.measure(tr.x)
+    cuts, stats = t.tercile_cuts(atr, tr.y), t.class_stats(atr, tr.y)
+    lv = t.levels(t.measure(te.x), te.y, cuts)
+    real = attribute_r(te.x, te.y, lv, stats)
     assert min(real.values()) > 0.7
-    shuffled = d["lvte"][torch.randperm(len(d["lvte"]), generator=torch.Generator().manual_seed(0))]
-    assert max(abs(v) for v in t.attribute_r(d["xte"], d["yte"], shuffled, d["stats"]).values()) < 0.15
+    shuffled = lv[torch.randperm(len(lv), generator=torch.Generator().manual_seed(0))]
+    assert max(abs(v) for v in attribute_r(te.x, te.y, shuffled, stats).values()) < 0.15
 
 
 def test_mode_seeking_rewards_different_images_for_different_noise():
@@ -89,44 +103,59 @@ def test_mode_seeking_rewards_different_images_for_different_noise():
     assert (x.grad < 0).all()  # lowering the term pushes the two images apart
 
 
-@pytest.mark.parametrize("condition", t.CONDITIONS)
-def test_a_few_steps_train_and_sample(condition, tmp_path):
-    xtr, ytr, _, _ = split_mnist5k()
-    x, y = xtr[:256], ytr[:256]
-    lv = t.levels(t.measure(x), y, t.tercile_cuts(t.measure(xtr), ytr))
-    s = t.Settings(steps=3, width=8)
-    enc = t.train_text_encoder(5, 0, s.keep_word)
-    torch.manual_seed(0)  # train() seeds the same way before building its model
-    before = t.TextToImage(s.nz, s.width).g.state_dict()
-    model = t.train(x, y, lv, s, 0, condition, enc)
-    assert any(not torch.equal(before[k], v) for k, v in model.g.state_dict().items())
-    out = model.sample_text("a thin two", 5, seed=1)
+TINY = ["text.encoder_steps=5", "data.n=0", "train.batch=8", "train.precision=fp32", "train.channels_last=off"]
+
+
+@pytest.mark.parametrize("matching", study.CONDITIONS)
+def test_recipe_trains_resumes_exactly_and_samples_captions(matching, tmp_path):
+    sets = [*TINY, f"text.matching={matching}", "train.ckpt_every=0"]
+    fit(tiny_config("text2image_digits", *sets, steps=3), tmp_path / "straight")
+    fit(tiny_config("text2image_digits", *sets, steps=2), tmp_path / "split")
+    resume(tmp_path / "split", ["train.steps=3"])
+    a, b = (read_checkpoint(tmp_path / r / "checkpoints" / "latest.pt") for r in ("straight", "split"))
+    assert all(torch.equal(a["g"][k], b["g"][k]) for k in a["g"]) and all(torch.equal(a["d"][k], b["d"][k])
+                                                                           for k in a["d"])
+    g = gankit.load(tmp_path / "straight")
+    assert g.net.cuts.abs().sum() > 0 and g.net.stats[:, :, 1].min() > 0  # the caption statistics travel
+    out = g.sample(5, seed=1, text="a thin two")
     assert out.shape == (5, 1, 28, 28) and out.abs().max() <= 1
-    assert torch.equal(out, model.sample_text("thin two", 5, seed=1))
-    with pytest.raises(GankitError, match="unknown text2image condition"):
-        t.train(x, y, lv, s, 0, "gan-xyz", enc)
+    assert torch.equal(out, g.sample(5, seed=1, text="thin two"))
+    assert not torch.equal(out, g.sample(5, seed=1, text="a thick two"))
+    # the encoder was trained before the GAN and stayed frozen: G and its EMA read captions alike
+    enc = {k: v for k, v in a["g"].items() if k.startswith("enc.")}
+    assert enc and all(torch.equal(v, a["g_ema"][k]) for k, v in enc.items())
+    assert all(torch.equal(v, train_text_encoder(5, 0, 0.7).state_dict()[k[4:]]) for k, v in enc.items())
 
 
-def test_save_load_and_gankit_sample_text(tmp_path, capsys):
-    s = t.Settings(steps=1, width=8)
-    model = t.TextToImage(s.nz, s.width)
-    d = {"cuts": {a: torch.zeros(10, 2) for a in t.ATTRIBUTES}}
-    t.save_model(model, s, "gan-cls", d, tmp_path / "m" / "text2image.pt")
-    loaded, _ = t.load_model(tmp_path / "m")
-    assert torch.equal(loaded.sample_text("a seven", 3), model.sample_text("a seven", 3))
-    assert main(["sample", str(tmp_path / "m"), "--text", "a thick seven", "--n", "6",
-                 "--out", str(tmp_path / "s.png")]) == 0
+def test_gankit_sample_text_and_eval_on_a_run(tmp_path, capsys):
+    fit(tiny_config("text2image_digits", *TINY, steps=2), tmp_path / "run")
+    run = str(tmp_path / "run")
+    assert main(["sample", run, "--text", "a thick seven", "--n", "6", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 0
-    assert main(["sample", str(tmp_path / "m"), "--text", "a purple seven", "--out", str(tmp_path / "x.png")]) == 2
-    assert main(["sample", str(tmp_path / "m"), "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["sample", run, "--text", "a purple seven", "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["sample", run, "--text", "a seven", "--label", "3", "--out", str(tmp_path / "x.png")]) == 2
+    assert "unknown word 'purple'" in capsys.readouterr().err
+    assert main(["eval", run, "--n", "60"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    for k in ("class_accuracy_mnistcnn", "r_thickness", "r_slant", "r_size", "fid_mnistcnn", "diversity_mnistcnn"):
+        assert isinstance(res[k], float), k
+    assert res["protocol"]["held_out"] == "mnist5k (split test)" and min(res["ceiling_real"].values()) > 0.6
+    # a z -> x run given --text, and a model file of the old study format: one-line errors
+    fit(tiny_config("mlp_mnist", steps=1), tmp_path / "mlp")
+    assert main(["sample", str(tmp_path / "mlp"), "--text", "a seven", "--out", str(tmp_path / "x.png")]) == 2
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "text2image.pt").write_bytes(b"old")
+    assert main(["sample", str(tmp_path / "old"), "--text", "a seven", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
-    assert "unknown word 'purple'" in err and "pass --text" in err
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "text2image.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
-        t.load_model(tmp_path / "bad")
-    with pytest.raises(CheckpointError, match="no text-to-image model"):
-        t.load_model(tmp_path / "nothing")
+    assert "needs a text-to-image run" in err and "gankit train text2image_digits" in err
+
+
+def test_text2image_refuses_data_without_digit_labels(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((32, 28, 28), np.uint8))
+    with pytest.raises(GankitError, match="labelled 0-9"):
+        fit(tiny_config("text2image_digits", *TINY, steps=1, data=str(tmp_path / "x.npy")), tmp_path / "r")
 
 
 def test_tiny_study_end_to_end(tmp_path, capsys):
@@ -137,5 +166,6 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     assert "GAN-CLS (matching-aware D)" in table and "real held-out digits (ceiling)" in table
     for f in ("text2image.md", "text2image.csv", "text2image.json", "text2image.png"):
         assert (out / f).stat().st_size > 0
-    assert (tmp_path / "model" / "text2image.pt").is_file() and (tmp_path / "model" / "captions.png").is_file()
+    assert (tmp_path / "model" / "checkpoints" / "latest.pt").is_file()
+    assert (tmp_path / "model" / "captions.png").is_file()
     assert main(["study", "text2image", "--sizes", "3"]) == 2  # not a text2image setting

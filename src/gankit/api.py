@@ -138,10 +138,26 @@ class Generator:
             raise GankitError(f"label must be in 0..{self.n_classes - 1} for this run, got {label}")
         return torch.full((n,), int(label), dtype=torch.long)
 
+    @property
+    def captioned(self) -> bool:
+        """A text-to-image generator: `sample(n, text=...)` draws a caption."""
+        return hasattr(self.net, "sample_text")
+
     def sample(self, n: int, seed: int = 0, label: int | None = None, batch: int = 500,
-               truncation: float | None = None) -> Tensor:
+               truncation: float | None = None, text: str | None = None) -> Tensor:
         """n samples from the seed's latents; `label` asks a conditional G for one class;
-        `truncation` (psi, StyleGAN) pulls each w towards the average w: 1 = off, 0 = the mean image."""
+        `truncation` (psi, StyleGAN) pulls each w towards the average w: 1 = off, 0 = the mean image;
+        `text` a caption for a text-to-image run ("a thick slanted seven")."""
+        if text is not None:
+            if not self.captioned:
+                raise GankitError(f"--text needs a text-to-image run (e.g. gankit train text2image_digits); "
+                                  f"{self.cfg.recipe} ({self.cfg.model.name}) draws from noise")
+            if label is not None or truncation is not None:
+                raise GankitError("--label and --truncation do not apply to a text-to-image run; the caption "
+                                  "names the digit")
+            if n < 1:
+                raise GankitError(f"n must be >= 1, got {n}")
+            return self.net.sample_text(text, n, seed).float()
         if self.task:
             raise GankitError(f"{self.cfg.recipe} is an image-to-image run ({self.cfg.model.name}): it maps images, "
                               "it does not sample; use gankit translate / upscale / inpaint")
@@ -219,11 +235,11 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     target = Path(target)
     if target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
         g = load(target, ema=ema)
-        if g.task:  # image-to-image: scored on its held-out pairs against the task's baselines
-            from .metrics.translation import evaluate_task
+        from .families import family_of
 
-            res = evaluate_task(g, n or 0, seed)
-            res["protocol"].update({"run": str(target)})
+        res = family_of(g.cfg).evaluate(g, n or 0, seed)  # image-to-image, text-to-image: their own scores
+        if res is not None:
+            res["protocol"].update({"run": str(target), "step": g.step, "ema": g.ema})
             return res
         data_cfg = g.cfg.data if against is None else DataConfig(source=against)
         reference = build_data(data_cfg)

@@ -109,7 +109,7 @@ def _dry_run(cfg: Any) -> int:
     from .families import family_of, run_keys
 
     keys = run_keys(cfg)
-    if family_of(cfg).translates:  # maps images (no z): count one real training update instead
+    if family_of(cfg).name != "noise2image":  # nets with inputs beyond z: count one real training update
         from .training.flops import update_flops
 
         per_image = update_flops(cfg, data)
@@ -141,20 +141,15 @@ def cmd_sample(a: argparse.Namespace) -> int:
     from .monitor.images import grid, save_png
     from .studies import text2image
 
-    if text2image.is_model(a.run):
-        if a.text is None:
-            raise GankitError(f"{a.run} is a text-to-image model: pass --text, e.g. --text \"a thin two\"")
-        if a.label is not None or a.truncation is not None:
-            raise GankitError("--label and --truncation do not apply to a text-to-image model; the caption "
-                              "names the digit")
-        model, _ = text2image.load_model(a.run)
-        x = model.sample_text(a.text, a.n, seed=a.seed)
-        info = {"seed": str(a.seed), "run": str(a.run), "text": a.text}
+    if text2image.is_model(a.run):  # a model file of the study before text-to-image was a recipe
+        raise GankitError(f"{a.run} holds an old text-to-image study model; retrain it as a run: "
+                          "gankit train text2image_digits --out DIR, then gankit sample DIR --text ...")
+    g = api.load(a.run, ema=not a.no_ema)
+    if a.text is not None:
+        x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation, text=a.text)
+        info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step), "text": a.text}
         title = a.text
-    elif a.text is not None:
-        raise GankitError(f"--text needs a model from gankit study text2image --save DIR; {a.run} is not one")
     else:
-        g = api.load(a.run, ema=not a.no_ema)
         x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation)
         info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step)}
         title = f"{g.cfg.recipe}: {a.n} samples"

@@ -139,6 +139,16 @@ class TrainConfig:
 
 
 @dataclass
+class TextConfig:
+    """Text-to-image (GAN-CLS) options: the `text2image` family's own section."""
+
+    matching: str = "gan-cls"  # gan-cls: D also calls real images under wrong captions fake | none: conditional D only
+    keep_word: float = 0.7  # each attribute word of a training caption is kept with this probability
+    mode_seeking: float = 0.2  # weight of MSGAN's term in G's loss (Mao et al. 2019); 0 = off
+    encoder_steps: int = 400  # supervised steps of the caption encoder before the GAN (then frozen)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -146,6 +156,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     reg: RegConfig = field(default_factory=RegConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     recipe: str = ""  # the recipe name this config came from (informational)
 
     def to_dict(self, keys: set[str] | None = None) -> dict[str, Any]:
@@ -153,8 +164,9 @@ class Config:
         d = asdict(self)
         if keys is None:
             return d
-        return {sec: ({k: v for k, v in body.items() if f"{sec}.{k}" in keys} if isinstance(body, dict) else body)
-                for sec, body in d.items()}
+        out = {sec: ({k: v for k, v in body.items() if f"{sec}.{k}" in keys} if isinstance(body, dict) else body)
+               for sec, body in d.items()}
+        return {sec: body for sec, body in out.items() if body != {}}  # another family's section: left out
 
     def to_yaml(self, keys: set[str] | None = None) -> str:
         return yaml.safe_dump(self.to_dict(keys), sort_keys=False)
@@ -177,6 +189,7 @@ CHOICES = {
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "train.channels_last": ("auto", "on", "off"),
     "optim.impl": ("fused", "foreach", "loop"),
+    "text.matching": ("gan-cls", "none"),
 }
 
 

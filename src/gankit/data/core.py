@@ -26,6 +26,7 @@ class Dataset:
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. toy mode centres and std
     a: Tensor | None = None  # image-to-image: the inputs A; x holds the targets B
     paired: bool = True  # a[i] belongs with x[i] (pix2pix, SR); False: two unaligned sets (CycleGAN)
+    cond: Tensor | None = None  # per-example conditions a family derives (caption attribute levels (N, 3))
 
     def __post_init__(self) -> None:
         if len(self.x) == 0:

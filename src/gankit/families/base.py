@@ -35,6 +35,7 @@ class Batch:
     data: Tensor
     labels: Tensor | None = None
     inputs: Tensor | None = None
+    cond: Tensor | None = None  # per-example conditions beyond class labels (caption attribute levels)
     stats: bool = False  # a log step: the core also measures gradient norms
     real: Tensor | None = None
     a: Tensor | None = None  # image-to-image: this batch's inputs
@@ -67,7 +68,7 @@ class Phase:
 SHARED = {
     "recipe",
     "data.source", "data.image_size", "data.channels", "data.n", "data.pad", "data.split",
-    "model.name", "model.width", "model.norm_g", "model.norm_d", "model.init",
+    "model.name", "model.width",
     "loss.name",
     "optim.lr_g", "optim.lr_d", "optim.beta1", "optim.beta2", "optim.eps", "optim.weight_decay_d",
     "optim.grad_clip", "optim.lr_decay", "optim.decay_steps", "optim.decay_gamma", "optim.impl",
@@ -95,6 +96,13 @@ class Family:
         """Check the data has what the family needs; freeze data-derived options into cfg."""
         return data
 
+    def uses_labels(self, cfg: Config) -> bool:
+        """Whether the updates read the data's class labels."""
+        return False
+
+    def init(self, s: TrainState, data: Dataset) -> None:
+        """A new run's nets, before the first update (not on resume: the checkpoint has them)."""
+
     def phases(self, cfg: Config) -> list[Phase]:
         """The phases of one update, in order; built once per run."""
         raise NotImplementedError
@@ -103,13 +111,18 @@ class Family:
         """The training grid (a PIL image), or None for the core's default."""
         return None
 
+    def evaluate(self, g: Any, n: int = 0, seed: int = 0) -> dict | None:
+        """`gankit eval RUN`: the family's own metrics for a loaded generator (api.Generator), or
+        None for the sample-based metrics (FID, KID, PRDC, ...) against the run's data."""
+        return None
+
 
 families: Registry[Family] = Registry("model family")
 
 
 def family_of(cfg: Config) -> Family:
     """The family that trains `cfg.model.name`."""
-    from . import noise2image, translation  # noqa: F401  (registration)
+    from . import noise2image, text2image, translation  # noqa: F401  (registration)
 
     default = None
     for name in families:

@@ -32,7 +32,8 @@ class NoiseToImage(Family):
     models = ()  # every net that is not an image-to-image translator
     doc = "z -> x: MLP, DCGAN, ResNet/SNGAN, SAGAN, ProGAN, StyleGAN-lite, toy MLP; conditional; all remedies"
     keys = frozenset({
-        "model.z_dim", "model.depth", "model.act_g", "model.act_d", "model.leaky_slope", "model.dropout_d",
+        "model.z_dim", "model.depth", "model.norm_g", "model.norm_d", "model.init",
+        "model.act_g", "model.act_d", "model.leaky_slope", "model.dropout_d",
         "model.bn_momentum", "model.pack", "model.minibatch", "model.mbd_kernels", "model.mbd_dim", "model.cond",
         "model.cond_g", "model.n_classes", "model.attention", "model.grow_steps", "model.mapping",
         "model.style_mix", "model.n_d", "model.n_g",
@@ -77,6 +78,9 @@ class NoiseToImage(Family):
         from ..nets.remedies import parse_policy
 
         parse_policy(reg.diffaug)
+
+    def uses_labels(self, cfg: Config) -> bool:
+        return cfg.model.cond != "none"
 
     def prepare(self, cfg: Config, data: Dataset) -> Dataset:
         if not data.is_image and cfg.model.name != "toy_mlp":

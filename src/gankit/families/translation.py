@@ -29,7 +29,8 @@ class Translation(Family):
 
     translates = True
     needs = "paired"  # paired | any (unpaired A and B) | none (B alone)
-    gen_keys = frozenset({"model.depth", "model.patch_layers", "loss.adv_weight"})
+    gen_keys = frozenset({"model.depth", "model.patch_layers", "model.norm_g", "model.norm_d", "model.init",
+                          "loss.adv_weight"})
 
     def prepare(self, cfg: Config, data: Dataset) -> Dataset:
         from ..data.paired import split_side_by_side
@@ -72,6 +73,12 @@ class Translation(Family):
             return grid(torch.cat([r.float().cpu() for r in rows]), nrow=8, scale=2)
         finally:
             g.train(was)
+
+    def evaluate(self, g, n: int = 0, seed: int = 0) -> dict:
+        """Held-out scores against the task's baselines (metrics/translation.py)."""
+        from ..metrics.translation import evaluate_task
+
+        return evaluate_task(g, n, seed)
 
     # each family's two phases
     def d_main(self, s: TrainState, b: Batch) -> Tensor:

@@ -22,9 +22,10 @@ def update_flops(cfg, data) -> float:
     rng = torch.get_rng_state()
     try:
         s = new_state(cfg, data.shape, len(data))
-        s.inputs = data.a
+        s.inputs, s.cond = data.a, data.cond
+        labels = data.y if s.family.uses_labels(cfg) else None
         with FlopCounterMode(display=False) as fc:
-            train_step(s, data.x, stats=False)
+            train_step(s, data.x, stats=False, labels=labels)
     finally:
         torch.set_rng_state(rng)
     return fc.get_total_flops() / 2

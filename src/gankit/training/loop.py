@@ -84,12 +84,14 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
     cfg, data = prepare(cfg)
     world = _join(cfg)
     # rank 0 times the candidates and every process takes its choice, so all compute alike
+    family = family_of(cfg)
     tuned = distributed.broadcast(
-        speed.autotune(cfg, data.x, data.y if cfg.model.cond != "none" else None, data.a) if world.main else None,
-        world)
+        speed.autotune(cfg, data.x, data.y if family.uses_labels(cfg) else None, data.a, data.cond)
+        if world.main else None, world)
     cfg.train.device, cfg.train.precision, cfg.train.channels_last = (
         str(speed.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
     state = new_state(cfg, data.shape, len(data))
+    family.init(state, data)
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
         config_mod.save(cfg, out / "config.yaml", run_keys(cfg))
@@ -175,7 +177,9 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
             raise ConfigError(f"model {cfg.model.name} (image-to-image) trains in one process, not {world.size}")
         if data.a is not None:
             state.inputs = speed.to_layout(data.a.to(state.device), t.channels_last)
-    labels = data.y.to(state.device) if cfg.model.cond != "none" else None
+    if data.cond is not None:
+        state.cond = data.cond.to(state.device)
+    labels = data.y.to(state.device) if state.family.uses_labels(cfg) else None
     fixed_z = torch.randn(t.grid_n, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
     info = {"event": event, "step": state.step, "steps": t.steps, "recipe": cfg.recipe, "data": cfg.data.source,
             "shape": list(data.shape), "n_data": len(data), "threads": torch.get_num_threads(),

@@ -155,7 +155,8 @@ def _has_convs(cfg: Config, shape: tuple[int, ...]) -> bool:
 _CHOSEN: dict[tuple, tuple[str, str, dict[str, float]]] = {}
 
 
-def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor | None = None) -> dict[str, Any]:
+def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor | None = None,
+             cond: Tensor | None = None) -> dict[str, Any]:
     """Replace `auto` in train.device/precision/channels_last by concrete choices (in place) and
     return what was timed: {"precision", "channels_last", "ms_per_step": {candidate: ms}}."""
     from .state import model_hash, new_state
@@ -186,6 +187,8 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
                 s = new_state(trial, shape, len(x))
                 if inputs is not None:  # image-to-image: the A images of the same rows
                     s.inputs = to_layout(inputs[: len(x)].to(device), layout)
+                if cond is not None:
+                    s.cond = cond[: len(x)].to(device)
                 xs = to_layout(x.to(device), layout)
                 ys = y.to(device) if y is not None else None
                 timings[f"{prec}/{'channels_last' if layout == 'on' else 'contiguous'}"] = round(

@@ -87,6 +87,7 @@ class TrainState:
     d_run: nn.Module | None = None
     world: distributed.World = field(default_factory=distributed.World)  # this process in a torchrun launch
     inputs: Tensor | None = None  # image-to-image: the inputs A (on the device); the step's data are B
+    cond: Tensor | None = None  # per-example conditions of the data (caption levels), on the device
     aux: dict[str, Any] = field(default_factory=dict)  # per-process helpers (feature net, image pools)
     task: bool = field(init=False)  # an image-to-image model (pix2pix, srgan, inpaint, cyclegan), not z -> x
 

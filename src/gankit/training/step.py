@@ -37,7 +37,7 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
     image step class-conditional. With stats=True gradient norms are measured too (costly, so
     only at log steps). Runs under the run's autocast precision; logits and losses stay fp32.
     """
-    b = Batch(data, labels, s.inputs, stats)
+    b = Batch(data, labels, s.inputs, s.cond, stats)
     for m in s.growing:  # nets that change with training progress (ProGAN's stages) follow the step
         m.set_step(s.step)
     with speed.autocast(s.device, s.cfg.train.precision):
