@@ -13,9 +13,13 @@ TINY = ["model.width=8", "train.batch=16", "train.log_every=2", "train.sample_ev
 def tiny_config(recipe=None, *extra, steps=4, data=None):
     sets = list(TINY) + list(extra)
     if recipe in ("toy_ring", "toy_grid"):
-        sets = [s for s in sets if not s.startswith("data.n")] + ["data.n=512"]
+        sets = [s for s in sets if not s.startswith("data.n=")] + ["data.n=512"]
     if recipe == "text2image_digits":  # captions need every digit; mnist5k is sorted by class
-        sets = [s for s in sets if not s.startswith("data.n")] + ["text.encoder_steps=5"]
+        sets = [s for s in sets if not s.startswith("data.n=")] + ["text.encoder_steps=5"]
+    if recipe in ("ganomaly_mnist", "fanogan_mnist"):  # one class of mnist5k, which is sorted by class
+        sets = [s for s in sets if not s.startswith("data.n=")]
+    if recipe == "fanogan_mnist":  # one GAN step, then its encoder
+        sets.append("anomaly.gan_steps=1")
     return make_config(recipe, data=data, overrides=sets, steps=steps)
 
 

@@ -69,37 +69,72 @@ def test_auroc_and_knn_score():
     assert s[0] == 0 and s[1] == pytest.approx(28.0)  # sqrt(784) from every stored digit
 
 
-@pytest.mark.parametrize("method", ["ganomaly", "fanogan", "autoencoder"])
-def test_each_detector_trains_scores_saves_and_loads(method, tmp_path):
-    s = anomaly.Settings(seeds=1, classes=(0,), steps=3, encoder_steps=2, nz=8, width=8)
-    x = torch.rand(20, 1, 28, 28) * 2 - 1
-    m = anomaly.TRAINERS[method](x, s, 0)
-    scores = m.score(x[:5])
-    assert scores.shape == (5,) and torch.isfinite(scores).all()
-    anomaly.save_model(m, method, 0, s, x, tmp_path / "m.pt")
-    m2, info = anomaly.load_model(tmp_path / "m.pt")
-    assert torch.allclose(m2.score(x[:5]), scores) and info["threshold"] > 0
+ANOMALY_TINY = ["model.z_dim=8", "model.width=8", "train.batch=16", "train.precision=fp32",
+                "train.channels_last=off", "train.sample_every=0", "train.tensorboard=false"]
 
 
-def test_gankit_anomaly_scores_a_folder_and_rejects_bad_models(tmp_path, capsys):
-    s = anomaly.Settings(nz=8, width=8)
-    bank = torch.rand(30, 1, 28, 28) * 2 - 1
-    anomaly.save_model(anomaly.KNN(bank), "knn", 3, s, bank, tmp_path / "knn.pt")
+@pytest.mark.parametrize("recipe", ["ganomaly_mnist", "fanogan_mnist"])
+def test_anomaly_recipes_train_resume_exactly_score_and_evaluate(recipe, tmp_path, capsys):
+    import gankit
+    from gankit.families.anomaly import Detector
+    from gankit.training.state import read_checkpoint
+
+    sets = [*ANOMALY_TINY, "anomaly.gan_steps=1"] if recipe.startswith("fanogan") else ANOMALY_TINY
+    gankit.train(recipe, out=tmp_path / "straight", steps=4, overrides=sets)
+    gankit.train(recipe, out=tmp_path / "split", steps=2, overrides=sets)
+    gankit.resume(tmp_path / "split", steps=4)
+    a, b = (read_checkpoint(tmp_path / r / "checkpoints" / "latest.pt") for r in ("straight", "split"))
+    assert all(torch.equal(a["g"][k], b["g"][k]) for k in a["g"])
+    det = Detector(tmp_path / "straight")
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    assert det.score(x).shape == (5,) and torch.isfinite(det.score(x)).all() and det.normal_class == 3
+    assert det.threshold > 0
+    assert main(["eval", str(tmp_path / "straight"), "--n", "100"]) == 0
+    res = __import__("json").loads(capsys.readouterr().out)
+    assert 0 <= res["auroc"] <= 1 and res["protocol"]["normal_class"] == 3
+
+
+def test_fanogan_encoder_stage_leaves_g_and_d_untouched(tmp_path):
+    import gankit
+    from gankit.families.anomaly import Detector
+    from gankit.training.state import read_checkpoint
+
+    sets = [*ANOMALY_TINY, "anomaly.gan_steps=2"]
+    gankit.train("fanogan_mnist", out=tmp_path / "gan", steps=3, overrides=sets)
+    gankit.resume(tmp_path / "gan", steps=5)
+    ck3 = read_checkpoint(tmp_path / "gan" / "checkpoints" / "latest.pt")
+    gankit.train("fanogan_mnist", out=tmp_path / "ref", steps=3, overrides=sets)
+    ck = read_checkpoint(tmp_path / "ref" / "checkpoints" / "latest.pt")
+    for k in ck["g"]:  # steps 3-4 trained only the encoder: G's own weights and BN statistics unchanged
+        same = torch.equal(ck["g"][k], ck3["g"][k])
+        assert same != k.startswith("e."), k
+    assert all(torch.equal(ck["d"][k], ck3["d"][k]) for k in ck["d"])
+    gankit.train("fanogan_mnist", out=tmp_path / "x", steps=2, overrides=sets)
+    with pytest.raises(Exception, match="still in its GAN stage"):
+        Detector(tmp_path / "x")
+
+
+def test_gankit_anomaly_scores_a_folder_and_rejects_bad_runs(tmp_path, capsys):
+    import gankit
+
+    gankit.train("ganomaly_mnist", out=tmp_path / "run", steps=3, overrides=ANOMALY_TINY)
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     from PIL import Image
 
-    Image.fromarray(((bank[0, 0].numpy() + 1) * 127.5).astype("uint8")).save(imgs / "seen.png")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(imgs / "black.png")
     Image.fromarray(np.full((28, 28), 255, np.uint8)).save(imgs / "white.png")
-    assert main(["anomaly", str(tmp_path / "knn.pt"), str(imgs)]) == 0
+    assert main(["anomaly", str(tmp_path / "run"), str(imgs)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1] == "file,score,anomalous"
-    rows = {r.split(",")[0]: r.split(",") for r in lines[2:]}
-    assert float(rows["seen.png"][1]) < float(rows["white.png"][1]) and rows["white.png"][2] == "1"
-    (tmp_path / "bad.pt").write_bytes(b"not a model")
-    assert main(["anomaly", str(tmp_path / "bad.pt"), str(imgs)]) == 2
-    assert "cannot read anomaly model" in capsys.readouterr().err
-    assert main(["anomaly", str(tmp_path / "missing.pt"), str(imgs)]) == 2
+    assert lines[0].startswith("# ganomaly run of normal class 3") and lines[1] == "file,score,anomalous"
+    assert {r.split(",")[0] for r in lines[2:]} == {"black.png", "white.png"}
+    (tmp_path / "old.pt").write_bytes(b"an old study model")
+    assert main(["anomaly", str(tmp_path / "old.pt"), str(imgs)]) == 2
+    assert "retrain it as a run" in capsys.readouterr().err
+    assert main(["anomaly", str(tmp_path / "missing"), str(imgs)]) == 2
+    gankit.train("mlp_mnist", out=tmp_path / "mlp", steps=1, overrides=["model.width=8", "train.batch=16"])
+    assert main(["anomaly", str(tmp_path / "mlp"), str(imgs)]) == 2
+    assert "need a ganomaly or fanogan run" in capsys.readouterr().err
 
 
 def test_tiny_anomaly_study_end_to_end(tmp_path, capsys):

@@ -219,7 +219,9 @@ def load(run: str | Path, ema: bool = True) -> Generator:
     g, _ = build_nets(cfg.model, shape)
     use_ema = ema and ck.get("g_ema") is not None
     _load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
-    return Generator(g, cfg, shape, int(ck["step"]), use_ema)
+    gen = Generator(g, cfg, shape, int(ck["step"]), use_ema)
+    gen.path = path  # the checkpoint it came from (families that score with D read it again)
+    return gen
 
 
 def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int | None = None,

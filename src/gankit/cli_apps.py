@@ -113,13 +113,19 @@ def cmd_study(a: argparse.Namespace) -> int:
 
 
 def cmd_anomaly(a: argparse.Namespace) -> int:
-    """Score images with a model saved by `gankit study anomaly --save DIR`."""
+    """Score images with a GANomaly or f-AnoGAN run (`gankit train ganomaly_mnist`)."""
     import torch
 
     from .data.files import IMAGE_SUFFIXES
-    from .studies.anomaly import load_model
+    from .families.anomaly import Detector
 
-    model, info = load_model(Path(a.model))
+    run = Path(a.model)
+    if run.is_file() and run.suffix == ".pt" and run.parent.name != "checkpoints":
+        raise GankitError(f"{run} is a model file of the old anomaly study; retrain it as a run: gankit train "
+                          "ganomaly_mnist --set data.normal_class=K --out DIR, then gankit anomaly DIR IMAGES")
+    if not run.exists():
+        raise GankitError(f"{run}: no such run folder")
+    det = Detector(run, ema=not a.no_ema)
     src = Path(a.images)
     if not src.exists():
         raise GankitError(f"{src}: no such image or folder")
@@ -130,9 +136,9 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     if x.shape[-2:] != (28, 28):
         raise GankitError(f"anomaly models score 28x28 grayscale digits; {files[0].name} is "
                           f"{x.shape[-1]}x{x.shape[-2]}")
-    scores = model.score(x)
-    thr = info["threshold"] if a.threshold is None else a.threshold
-    print(f"# {info['method']} model of normal class {info['normal_class']}; threshold {thr:.6g} "
+    scores = det.score(x)
+    thr = det.threshold if a.threshold is None else a.threshold
+    print(f"# {det.method} run of normal class {det.normal_class}; threshold {thr:.6g} "
           "(95th percentile of its training digits' scores unless --threshold)")
     print("file,score,anomalous")
     for p, sc in zip(files, scores.tolist(), strict=True):
@@ -189,8 +195,9 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("-q", "--quiet", action="store_true")
     st.set_defaults(func=cmd_study)
 
-    an = sub.add_parser("anomaly", help="score digit images with a model saved by gankit study anomaly --save")
-    an.add_argument("model", help="e.g. models/ganomaly-class3.pt")
+    an = sub.add_parser("anomaly", help="score digit images with a ganomaly or fanogan run")
+    an.add_argument("model", metavar="run", help="a run folder of gankit train ganomaly_mnist / fanogan_mnist")
+    an.add_argument("--no-ema", action="store_true")
     an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
     an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")
     an.set_defaults(func=cmd_anomaly)

@@ -30,6 +30,7 @@ class DataConfig:
     n: int = 0  # use only the first n examples (toy sets: points drawn); 0 = all
     pad: int = 0  # pad images by this many background pixels per side (after resizing), e.g. 2: 28 -> 32
     split: str = "all"  # mnist5k and the image-to-image built-ins: all | train (9 of every 10) | test (every 10th)
+    normal_class: int = -1  # anomaly detection: train on this class only (the "normal" one); -1 = all
 
 
 @dataclass
@@ -139,6 +140,17 @@ class TrainConfig:
 
 
 @dataclass
+class AnomalyConfig:
+    """GANomaly and f-AnoGAN options: the anomaly families' own section."""
+
+    rec_weight: float = 50.0  # GANomaly: weight of the contextual L1 |x - x_hat| (Akcay et al.: 50)
+    latent_weight: float = 1.0  # GANomaly: weight of the latent L2 |z - z_hat|^2
+    adv_weight: float = 1.0  # GANomaly: weight of the feature-matching adversarial term
+    gan_steps: int = 400  # f-AnoGAN: steps of the GAN stage; the steps after it train the encoder (G, D frozen)
+    feature_weight: float = 1.0  # f-AnoGAN: kappa, weight of D's feature residual in the encoder's loss
+
+
+@dataclass
 class TextConfig:
     """Text-to-image (GAN-CLS) options: the `text2image` family's own section."""
 
@@ -157,6 +169,7 @@ class Config:
     reg: RegConfig = field(default_factory=RegConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     recipe: str = ""  # the recipe name this config came from (informational)
 
     def to_dict(self, keys: set[str] | None = None) -> dict[str, Any]:

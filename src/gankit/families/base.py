@@ -54,12 +54,16 @@ class Phase:
 
     `d_update`: this phase completes one D update, so the D step count advances and D's
     constraints (weight clipping) apply after it. Keras' split update has two D phases, one D
-    update."""
+    update. `when(step)`: the phase runs only at those steps (a stage of a staged method, such as
+    f-AnoGAN's encoder after its GAN). `only` (G phases): the one sub-module of G this phase
+    trains; the rest of G is frozen for it (f-AnoGAN's encoder inside its G)."""
 
-    name: str  # stylegan2-ada's names: Dmain, Greal/Gmain, ...
+    name: str  # stylegan2-ada's names: Dmain, Gmain, ...
     net: str  # "g" | "d"
     loss: Callable[[TrainState, Batch], Tensor]
     d_update: bool = True
+    when: Callable[[int], bool] | None = None
+    only: str = ""
 
 
 # Keys every family reads: the data, the optimiser, how a run is driven, and what the core does
@@ -122,7 +126,7 @@ families: Registry[Family] = Registry("model family")
 
 def family_of(cfg: Config) -> Family:
     """The family that trains `cfg.model.name`."""
-    from . import noise2image, text2image, translation  # noqa: F401  (registration)
+    from . import anomaly, noise2image, text2image, translation  # noqa: F401  (registration)
 
     default = None
     for name in families:

@@ -93,7 +93,7 @@ def score(model, xte: Tensor, yte: Tensor, lvte: Tensor, stats: dict[str, Tensor
 def evaluate_captions(g: Any, n: int = 0, seed: int = 0) -> dict[str, Any]:
     """`gankit eval RUN` of a text-to-image run: `score` on the held-out digits (data.split=test
     of the run's data; all of it for a source without a split), captioned with the run's own
-    tercile cuts; diversity relative to the training digits. `n` > 0 scores the first n only."""
+    tercile cuts; diversity relative to the training digits. `n` > 0: n digits, evenly spaced."""
     import copy
 
     from ..data import build as build_data
@@ -109,7 +109,10 @@ def evaluate_captions(g: Any, n: int = 0, seed: int = 0) -> dict[str, Any]:
         raise ValueError("text-to-image scores need labelled digits")
     cuts = {a: net.cuts[k].cpu() for k, a in enumerate(ATTRIBUTES)}
     stats = {a: net.stats[k].cpu() for k, a in enumerate(ATTRIBUTES)}
-    xte, yte = (test.x[:n], test.y[:n]) if n else (test.x, test.y)
+    xte, yte = test.x, test.y
+    if n and n < len(yte):  # evenly spaced: the built-ins are sorted by class
+        idx = torch.linspace(0, len(yte) - 1, n).round().long()
+        xte, yte = xte[idx], yte[idx]
     lvte = levels(measure(xte), yte, cuts)
     ref = real_spread(train.x, train.y, levels(measure(train.x), train.y, cuts))
     res = score(net, xte, yte, lvte, stats, seed, ref)

@@ -98,6 +98,10 @@ class TrainState:
         self.g_run = self.g_run or self.g
         self.d_run = self.d_run or self.d
         self.d_params = list(self.d.parameters())  # toggled every step; a module walk costs ~7 % of a toy step
+        # per phase that trains one part of G: the rest of G, frozen while it runs
+        self.frozen = {p.name: [q for n, q in self.g.named_parameters()
+                                if q.requires_grad and not n.startswith(p.only + ".")]
+                       for p in self.phases if p.only and p.net == "g"}
 
     # Batches are drawn for the global batch on every process and sliced (distributed.shard), so
     # N processes see exactly the examples and z one process would.

@@ -42,6 +42,8 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
         m.set_step(s.step)
     with speed.autocast(s.device, s.cfg.train.precision):
         for phase in s.phases:
+            if phase.when is not None and not phase.when(s.step):
+                continue
             if phase.net == "d":
                 loss = phase.loss(s, b)
                 b.out["grad_norm_d"] = _optimise(loss, s.opt_d, s.d, s.scaler_d, s.cfg.optim.grad_clip, stats)
@@ -50,12 +52,15 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
                         R.clip_weights(s.d, s.cfg.reg.weight_clip)
                     s.d_steps += 1
             else:
-                _requires_grad(s.d_params, False)  # G's loss needs D's input gradients, not its weights'
+                # G's loss needs D's input gradients, not its weights' (nor those of G's parts
+                # that this phase does not train)
+                frozen = s.d_params + s.frozen.get(phase.name, [])
+                _requires_grad(frozen, False)
                 try:
                     loss = phase.loss(s, b)
                     b.out["grad_norm_g"] = _optimise(loss, s.opt_g, s.g, s.scaler_g, s.cfg.optim.grad_clip, stats)
                 finally:
-                    _requires_grad(s.d_params, True)
+                    _requires_grad(frozen, True)
     for sched in (s.sched_g, s.sched_d):
         if sched is not None:
             sched.step()
