@@ -32,3 +32,23 @@ def tiny():
 def _private_feature_cache(tmp_path_factory, monkeypatch):
     # tests never touch the user's ~/.cache; one cache folder per session keeps them fast
     monkeypatch.setenv("GANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "gankit-cache"))
+    _stand_in_speech(tmp_path_factory.getbasetemp() / "gankit-cache" / "speech")
+
+
+def _stand_in_speech(folder):
+    """The spoken-digit corpus the recipe tests see: ten 'words' that are ten tones (espeak-ng
+    synthesis of the real one takes a minute; its own test is in test_speech.py)."""
+    import math
+
+    import numpy as np
+
+    from gankit.data.audio import CORPUS_VERSION, SAMPLES
+
+    path = folder / f"espeak-digits-{CORPUS_VERSION}.npz"
+    if path.exists():
+        return
+    word = np.repeat(np.arange(10), 6)
+    t = np.arange(SAMPLES) / 8000
+    wav = np.stack([0.5 * np.sin(2 * math.pi * (200 + 300 * w) * t) * np.hanning(SAMPLES) for w in word])
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, wav=wav.astype(np.float32), word=word.astype(np.int64), test=np.arange(len(word)) % 3 == 0)

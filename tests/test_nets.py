@@ -6,6 +6,7 @@ from torch import nn
 
 from gankit.config import ModelConfig, load_recipe
 from gankit.errors import ConfigError
+from gankit.families import families
 from gankit.nets import build, count_params, models
 from gankit.nets.layers import finish
 from gankit.nets.translation import TASK_MODELS
@@ -17,8 +18,33 @@ SHAPES = {"mlp": [(1, 28, 28), (3, 8, 8)], "dcgan_seed": [(1, 28, 28), (3, 32, 3
 
 
 def test_shape_table_covers_every_model():
-    # image-to-image models map images, not z: tests/test_translation.py covers them
-    assert sorted(SHAPES) == sorted(set(models.names()) - set(TASK_MODELS))
+    # nets of the other families take more than z (images, captions, words): test_family_nets below,
+    # and tests/test_translation.py for the image-to-image ones
+    others = {m for n in families for m in families.get(n).models}
+    assert set(TASK_MODELS) <= others
+    assert sorted(SHAPES) == sorted(set(models.names()) - others)
+
+
+def test_family_nets_take_their_conditions():
+    from gankit.data.captions import all_captions
+
+    g, d = build(ModelConfig(name="text2image", z_dim=16, width=8), (1, 28, 28))
+    codes = g.all_codes()[:3]
+    z = torch.randn(3, 16, requires_grad=True)
+    x = g(z, codes)
+    assert x.shape == (3, 1, 28, 28) and g(z).shape == x.shape and codes.shape == (3, 64)
+    d(x, codes).sum().backward()
+    assert z.grad.abs().sum() > 0 and len(all_captions()[0]) == 270
+    g, d = build(ModelConfig(name="specgan", z_dim=16, width=4, cond="projection"), (1, 64, 64))
+    words = torch.tensor([0, 5, 9])
+    x = g(torch.randn(3, 16), words)
+    assert x.shape == (3, 1, 64, 64) and d(x, words).shape == (3,)
+    for name in ("ganomaly", "fanogan"):
+        g, d = build(ModelConfig(name=name, z_dim=8, width=4), (1, 28, 28))
+        x = torch.rand(5, 1, 28, 28) * 2 - 1
+        assert g(torch.randn(2, 8)).shape == (2, 1, 28, 28) and g.score(x, d).shape == (5,)
+        logit, feat = d(x)
+        assert logit.shape == (5,) and feat.shape[0] == 5
 
 
 @pytest.mark.parametrize("name,shape", [(n, s) for n in SHAPES for s in SHAPES[n]])

@@ -1,17 +1,27 @@
 """Text-to-speech: WER computed right, the mel front end and Griffin-Lim doing what they claim on
-signals with a known answer, WAV in and out, espeak-ng clips, the recogniser learning, the SpecGAN
-training and speaking, `gankit say`, and a tiny end-to-end study on a stand-in corpus."""
+signals with a known answer, WAV in and out, espeak-ng clips, the recogniser learning, the
+`speech_digits` recipe training, resuming and speaking (`gankit say`), `gankit eval` of a speech
+run, and a tiny end-to-end study, all on a stand-in corpus."""
 
 import math
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+import gankit
 from gankit.cli import main
-from gankit.errors import CheckpointError, DataError, GankitError
-from gankit.studies import speech as sp
+from gankit.data import audio as au
+from gankit.errors import DataError, GankitError
+from gankit.metrics import speech as ms
+from gankit.studies import speech as study
+from gankit.training.state import read_checkpoint
+
+# the modules the tests read, under one name (front end, recogniser)
+sp = SimpleNamespace(**{k: getattr(au, k) for k in dir(au) if not k.startswith("__")},
+                     **{k: getattr(ms, k) for k in ("wer", "word_wer", "train_recogniser", "transcribe")})
 
 
 def tone(freq: float, n: int = sp.SAMPLES, amp: float = 0.5) -> torch.Tensor:
@@ -105,47 +115,65 @@ def test_recogniser_learns_separable_words():
     assert sp.word_wer(sp.transcribe(net, c["wav"]), c["word"]) < 0.1
 
 
-def test_gan_trains_speaks_saves_and_loads(tmp_path, capsys):
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """The fake corpus where the dataset `espeak_digits` looks for the synthesised one."""
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
     c = fake_corpus()
-    s = sp.Settings(steps=2, width=4, gl_iters=2)
-    torch.manual_seed(0)
-    before = sp.SpeechGAN(s.nz, s.width).g.state_dict()
-    model = sp.train_gan(sp.to_image(c["wav"]), c["word"], s, seed=0)
-    assert any(not torch.equal(before[k], v) for k, v in model.g.state_dict().items())
-    clip = model.say("one two", seed=0)
-    assert clip.ndim == 1 and 0 < len(clip) <= 2 * sp.SAMPLES + sp.RATE // 10
-    sp.save_model(model, s, tmp_path / "m" / "speech.pt")
-    loaded, _ = sp.load_model(tmp_path / "m")
-    assert np.array_equal(loaded.say("seven"), model.say("seven"))
-    assert main(["say", str(tmp_path / "m"), "nine eight", "--out", str(tmp_path / "o.wav")]) == 0
+    d = tmp_path / "cache" / "speech"
+    d.mkdir(parents=True)
+    np.savez(d / f"espeak-digits-{au.CORPUS_VERSION}.npz", wav=c["wav"].numpy(), word=c["word"].numpy(),
+             test=c["test"].numpy())
+    monkeypatch.setattr(ms, "RECOGNISER_STEPS", 5)
+    return c
+
+
+SMALL = ["model.width=4", "train.batch=8", "train.precision=fp32", "train.channels_last=off", "train.ckpt_every=0",
+         "train.sample_every=0", "train.tensorboard=false"]
+
+
+def test_recipe_trains_resumes_exactly_says_and_evaluates(stand_in, tmp_path, capsys):
+    gankit.train("speech_digits", out=tmp_path / "straight", steps=3, overrides=SMALL)
+    gankit.train("speech_digits", out=tmp_path / "split", steps=2, overrides=SMALL)
+    gankit.resume(tmp_path / "split", steps=3)
+    a, b = (read_checkpoint(tmp_path / r / "checkpoints" / "latest.pt") for r in ("straight", "split"))
+    assert all(torch.equal(a["g"][k], b["g"][k]) for k in a["g"])
+    run = str(tmp_path / "straight")
+    assert main(["say", run, "nine eight", "--gl-iters", "2", "--out", str(tmp_path / "o.wav")]) == 0
     y, rate = sp.read_wav(tmp_path / "o.wav")
-    assert rate == sp.RATE and len(y) > 0
-    assert main(["say", str(tmp_path / "m"), "eleven", "--out", str(tmp_path / "o.wav")]) == 2
-    assert main(["say", str(tmp_path / "m"), "one", "--out", str(tmp_path / "o.mp3")]) == 2
+    assert rate == sp.RATE and 0 < len(y) <= 2 * sp.SAMPLES + sp.RATE // 10
+    assert main(["say", run, "eleven", "--out", str(tmp_path / "o.wav")]) == 2
+    assert main(["say", run, "one", "--out", str(tmp_path / "o.mp3")]) == 2
     assert main(["say", str(tmp_path / "nothing"), "one"]) == 2
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "speech.pt").write_bytes(b"junk")
+    assert main(["say", str(tmp_path / "old"), "one"]) == 2
     err = capsys.readouterr().err
-    assert "cannot say 'eleven'" in err and "must end in .wav" in err and "no speech model" in err
-    (tmp_path / "bad.pt").write_bytes(b"junk")
-    with pytest.raises(CheckpointError, match="cannot read speech model"):
-        sp.load_model(tmp_path / "bad.pt")
+    assert "cannot say 'eleven'" in err and "must end in .wav" in err and "gankit train speech_digits" in err
+    assert main(["eval", run, "--n", "2"]) == 0
+    res = __import__("json").loads(capsys.readouterr().out)
+    assert 0 <= res["wer_recogniser"] <= 1 and res["fd_recogniser"] >= 0 and res["protocol"]["clips"] == 20
     with pytest.raises(GankitError, match="say what"):
         sp.parse_words("  ")
 
 
-def test_tiny_study_end_to_end_on_a_stand_in_corpus(tmp_path, capsys):
-    c = fake_corpus()
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    np.savez(cache / f"espeak-digits-{sp.CORPUS_VERSION}.npz", wav=c["wav"].numpy(), word=c["word"].numpy(),
-             test=c["test"].numpy())
-    s = sp.Settings(seeds=2, steps=2, clf_steps=5, width=4, per_word=2, gl_iters=2)
-    res = sp.run(s, save=tmp_path / "model", log=lambda m: None, cache=cache)
+def test_mode_seeking_is_in_the_g_loss_of_conditional_recipes(stand_in, tmp_path):
+    import json
+
+    gankit.train("speech_digits", out=tmp_path / "r", steps=2, overrides=[*SMALL, "train.log_every=1"])
+    rows = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert all(r["mode_seeking"] > 0 for r in rows if r["event"] == "log")
+
+
+def test_tiny_study_end_to_end_on_a_stand_in_corpus(stand_in, tmp_path, capsys):
+    s = study.Settings(seeds=2, steps=2, clf_steps=5, width=4, per_word=2, gl_iters=2, batch=8)
+    res = study.run(s, save=tmp_path / "model", log=lambda m: None)
     sources = [r["source"] for r in res["summary"]]
     assert sources == ["real speech, held-out accents", "held-out speech through mel + Griffin-Lim",
                        "SpecGAN + Griffin-Lim"]
     assert res["summary"][2]["seeds"] == 2 and all(0 <= r["wer"] <= 1 for r in res["rows"])
     assert all(r["diversity"] > 0 for r in res["rows"])
-    sp.write(res, tmp_path / "out")
+    study.write(res, tmp_path / "out")
     for f in ("speech.md", "speech.csv", "speech.json", "speech.png"):
         assert (tmp_path / "out" / f).stat().st_size > 0
     assert (tmp_path / "model" / "say-seven.wav").is_file() and (tmp_path / "model" / "spectrograms.png").is_file()

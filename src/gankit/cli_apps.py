@@ -147,14 +147,25 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
 
 
 def cmd_say(a: argparse.Namespace) -> int:
-    """Speak digit words with a model saved by `gankit study speech --save DIR`."""
-    from .studies.speech import RATE, load_model, write_wav
+    """Speak digit words with a speech run (`gankit train speech_digits`)."""
+    from . import api
+    from .data.audio import RATE, write_wav
+    from .families.speech import say
 
-    model, _ = load_model(a.model)
-    audio = model.say(a.text, seed=a.seed)
     out = Path(a.out)
     if out.suffix.lower() != ".wav":
         raise GankitError(f"--out must end in .wav, got {out}")
+    run = Path(a.model)
+    if (run / "speech.pt").is_file() or run.suffix == ".pt" and run.parent.name != "checkpoints":
+        raise GankitError(f"{run} holds a model of the old speech study; retrain it as a run: gankit train "
+                          "speech_digits --out DIR, then gankit say DIR \"one two three\"")
+    g = api.load(run, ema=not a.no_ema)
+    if g.cfg.model.name != "specgan":
+        raise GankitError(f"{run} is a {g.cfg.model.name} run; gankit say needs a speech run "
+                          "(gankit train speech_digits)")
+    if a.gl_iters < 1:
+        raise GankitError(f"--gl-iters must be >= 1, got {a.gl_iters}")
+    audio = say(g, a.text, seed=a.seed, gl_iters=a.gl_iters)
     write_wav(audio, out)
     print(f"wrote {len(audio) / RATE:.2f} s of 8 kHz audio to {out}")
     return 0
@@ -202,8 +213,10 @@ def add_parsers(sub: Any) -> None:
     an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")
     an.set_defaults(func=cmd_anomaly)
 
-    sy = sub.add_parser("say", help="speak digit words with a model saved by gankit study speech --save DIR")
-    sy.add_argument("model", help="the --save folder (or its speech.pt)")
+    sy = sub.add_parser("say", help="speak digit words with a speech run (gankit train speech_digits)")
+    sy.add_argument("model", metavar="run", help="a run folder of gankit train speech_digits")
+    sy.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default 32)")
+    sy.add_argument("--no-ema", action="store_true")
     sy.add_argument("text", help='digit words, e.g. "seven" or "one two three"')
     sy.add_argument("--out", default="say.wav", help="a .wav file (default say.wav)")
     sy.add_argument("--seed", type=int, default=0)

@@ -104,6 +104,7 @@ class RegConfig:
     instance_noise: float = 0.0  # initial std of Gaussian noise added to D's inputs
     instance_noise_steps: int = 0  # anneal that std linearly to 0 over this many steps; 0 = constant
     drift: float = 0.0  # ProGAN's drift penalty eps * E[D(x_real)^2] keeping a critic's output near 0 (0.001)
+    mode_seeking: float = 0.0  # MSGAN's term in G's loss (Mao et al. 2019), for conditional G; 0 = off
     diffaug: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"; "" = off
 
 
@@ -382,7 +383,7 @@ def validate(cfg: Config) -> Config:
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
         "train.unroll", "train.workers", "model.n_classes", "loss.aux_weight", "model.attention", "data.pad",
-        "reg.drift",
+        "reg.drift", "reg.mode_seeking",
         "loss.gman_lambda", "model.mapping", "model.in_channels", "model.scale", "loss.adv_weight",
         "loss.l1_weight", "loss.cycle_weight", "loss.identity_weight", "loss.feature_weight", "model.dropout_g",
     ]

@@ -4,7 +4,7 @@
 recognised from a path (image folder, IDX file, .npy/.npz). No torchvision.
 """
 
-from . import paired  # noqa: F401  (registers the image-to-image built-ins)
+from . import audio, paired  # noqa: F401  (register the spoken digits and the image-to-image built-ins)
 from .core import Dataset, adapt, build, datasets
 
 __all__ = ["Dataset", "adapt", "build", "datasets"]

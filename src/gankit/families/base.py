@@ -125,9 +125,7 @@ families: Registry[Family] = Registry("model family")
 
 
 def family_of(cfg: Config) -> Family:
-    """The family that trains `cfg.model.name`."""
-    from . import anomaly, noise2image, text2image, translation  # noqa: F401  (registration)
-
+    """The family that trains `cfg.model.name` (families/__init__.py registers them all)."""
     default = None
     for name in families:
         fam = families.get(name)

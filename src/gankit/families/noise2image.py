@@ -39,7 +39,7 @@ class NoiseToImage(Family):
         "model.style_mix", "model.n_d", "model.n_g",
         "loss.real_label", "loss.aux_weight", "loss.gman_lambda",
         "reg.gp_weight", "reg.r1_gamma", "reg.r1_every", "reg.instance_noise", "reg.instance_noise_steps",
-        "reg.drift", "reg.diffaug",
+        "reg.drift", "reg.diffaug", "reg.mode_seeking",
         "train.n_critic", "train.d_update", "train.g_fresh_z", "train.g_batch", "train.unroll", "train.grid_n",
         "train.eval_every", "train.eval_n", "train.best_metric",
     })
@@ -122,8 +122,9 @@ def draw(s: TrainState, b: Batch, keep_graph: bool) -> None:
     idx = s.batch_indices(s.cfg.train.batch)
     b.real = b.data[idx]
     b.y = b.labels[idx] if b.labels is not None else None
+    b.aux["z"] = z = s.sample_z(s.cfg.train.batch)
     with torch.set_grad_enabled(keep_graph):
-        b.fake = gen(s.g_run, s.sample_z(s.cfg.train.batch), b.y)
+        b.fake = gen(s.g_run, z, b.y)
 
 
 def d_main(s: TrainState, b: Batch, keep_graph: bool) -> Tensor:
@@ -190,7 +191,8 @@ def g_main(s: TrainState, b: Batch) -> Tensor:
     if t.g_fresh_z:
         n = t.g_batch or t.batch
         y_fake = s.sample_y(n) if b.labels is not None else None
-        b.fake = gen(s.g_run, s.sample_z(n), y_fake)
+        b.aux["z"] = s.sample_z(n)
+        b.fake = gen(s.g_run, b.aux["z"], y_fake)
     # the D that G's loss sees: D itself, or D after t.unroll differentiable steps (unrolled GAN).
     # Never D's DistributedDataParallel wrapper: D gets no gradients here, so nothing to sync.
     d_for_g = unrolled_d(s, b.data, b.labels, t.unroll) if t.unroll else s.d
@@ -204,6 +206,11 @@ def g_main(s: TrainState, b: Batch) -> Tensor:
     if fake_cls is not None:  # ACGAN: G also wants its fakes classified as the class it was asked for
         loss = loss + s.cfg.loss.aux_weight * F.cross_entropy(fake_cls, y_fake)
     b.g_loss = loss
+    if reg.mode_seeking:  # MSGAN: two noises under one condition should give images as far apart
+        z, z2 = b.aux["z"], s.sample_z(len(b.aux["z"]))
+        ms = R.mode_seeking(b.fake, gen(s.g_run, z2, y_fake), z, z2)
+        b.out["mode_seeking"] = ms.detach()
+        loss = loss + reg.mode_seeking * ms
     return loss
 
 

@@ -26,6 +26,8 @@ def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
         raise ConfigError(f"model.attention (SAGAN block) exists for the dcgan and resnet nets, not {cfg.name}")
 
     def pair() -> tuple[nn.Module, nn.Module]:
+        if getattr(builder, "conditional", False):  # nets conditional by their own design (SpecGAN)
+            return builder(cfg, shape)
         if cfg.cond != "none":  # class-conditional G(z, y) and D(x, y)
             return conditional(builder, cfg, shape)
         g, d = builder(cfg, shape)
@@ -37,7 +39,7 @@ def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
         if cfg.minibatch != "none":
             d = with_minibatch_layer(d, cfg.minibatch, cfg.mbd_kernels, cfg.mbd_dim)
             finish(d[-1], "default", cfg.norm_d)  # spectral norm on the new last layer too, when D uses it
-        if cfg.cond != "none":
+        if cfg.cond != "none" and not getattr(builder, "conditional", False):
             d = wrap_d(d, cfg, shape)
         return Packed(d, cfg.pack) if cfg.pack > 1 else d
 
