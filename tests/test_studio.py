@@ -228,3 +228,27 @@ def test_wilson_and_bradley_terry_against_known_values():
     wins = [("A", "B")] * 20 + [("B", "C")] * 20 + [("A", "C")] * 20 + [("B", "A")] * 5 + [("C", "B")] * 5
     s = stats.bradley_terry(["A", "B", "C"], wins)
     assert s["A"] > s["B"] > s["C"]
+
+
+def test_each_family_has_its_view(tmp_path):
+    """Text-to-image runs sample a caption, speech runs speak, anomaly runs show their score
+    histogram; none of them can be sampled as another family."""
+    sets = ["train.precision=fp32", "train.channels_last=off", "train.sample_every=2"]
+    fit(tiny_config("text2image_digits", *sets, steps=2), tmp_path / "t2i")
+    fit(tiny_config("speech_digits", *sets, steps=2), tmp_path / "tts")
+    fit(tiny_config("ganomaly_mnist", *sets, steps=2), tmp_path / "an")
+    app = create_app([tmp_path / "t2i", tmp_path / "tts", tmp_path / "an"], tmp_path / "s.sqlite")
+    with TestClient(app) as c:
+        fam = {r["name"]: r["family"] for r in c.get("/api/runs").json()}
+        assert fam == {"t2i": "text2image", "tts": "speech", "an": "ganomaly"}
+        seven = _png(c.get("/api/runs/t2i/sample.png?seed=1&text=a thick seven"))
+        assert seven.text["gankit:text"] == "a thick seven"
+        assert c.get("/api/runs/t2i/sample.png?seed=1&text=a purple seven").status_code == 400
+        wav = c.get("/api/runs/tts/say.wav?text=one two&seed=0")
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav" and wav.content[:4] == b"RIFF"
+        assert c.get("/api/runs/tts/say.wav?text=eleven").status_code == 400
+        assert c.get("/api/runs/t2i/say.wav?text=one").status_code == 400
+        hist = _png(c.get("/api/runs/an/scores.png"))
+        assert hist.size[0] > 300
+        assert c.get("/api/runs/an/sample.png?seed=0").status_code == 400
+        assert c.get("/api/runs/tts/scores.png").status_code == 400

@@ -268,6 +268,13 @@ def cmd_list(a: argparse.Namespace) -> int:
             first = (config.recipe_dir() / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
             mark = " (default)" if name == config.DEFAULT_RECIPE else ""
             print(f"{name:22s} {first}{mark}")
+    elif what == "families":
+        from .families import families
+
+        for name in families:
+            fam = families.get(name)
+            nets = ", ".join(fam.models) or "every other net"
+            print(f"{name:14s} {fam.doc} [nets: {nets}; own options: {', '.join(sorted(fam.keys))}]")
     elif what == "remedies":
         from .nets.remedies import REMEDIES
 
@@ -366,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--db", default="studio.sqlite", help="SQLite file for the judgements (kept across restarts)")
     sv.set_defaults(func=cmd_serve)
 
-    ls = sub.add_parser("list", help="list recipes, models, losses, datasets, metrics or remedies")
-    ls.add_argument("what", choices=["configs", "models", "losses", "datasets", "metrics", "remedies"])
+    ls = sub.add_parser("list", help="list recipes, model families, models, losses, datasets, metrics or remedies")
+    ls.add_argument("what", choices=["configs", "families", "models", "losses", "datasets", "metrics", "remedies"])
     ls.set_defaults(func=cmd_list)
     return p
 

@@ -66,10 +66,12 @@ def read_wav(data: bytes | Path) -> tuple[np.ndarray, int]:
         raise DataError(f"{data if isinstance(data, Path) else 'audio'}: not a WAV file ({e})") from None
 
 
-def write_wav(x: np.ndarray | Tensor, path: Path, rate: int = RATE) -> None:
+def write_wav(x: np.ndarray | Tensor, path: Path | io.BytesIO, rate: int = RATE) -> None:
+    """16-bit mono PCM WAV of x in [-1, 1] (clipped) to a path or a binary buffer."""
     x = np.asarray(x, dtype=np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path) if isinstance(path, Path) else path, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)

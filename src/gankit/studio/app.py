@@ -124,7 +124,17 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
             raise HTTPException(400, f"run {r.name} is an image-to-image run ({g.cfg.model.name}): it maps images "
                                 "and has no latent space; its monitor and held-out scores are here, "
                                 "gankit translate / upscale / inpaint run it")
+        if _family(g) in ANOMALY:
+            raise HTTPException(400, f"run {r.name} is an anomaly detector ({g.cfg.model.name}): see its score "
+                                "histogram; gankit anomaly scores images with it")
         return g
+
+    def family_run(name: str, family: str, what: str) -> tuple[Run, api.Generator]:
+        r = run_of(name)
+        g = r.generator()
+        if _family(g) != family:
+            raise HTTPException(400, f"run {name} is a {_family(g)} run; {what}")
+        return r, g
 
     # --- pages and run data ------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
@@ -146,21 +156,49 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
             out.append({"name": r.name, "recipe": g.cfg.recipe, "model": g.cfg.model.name, "step": g.step,
                         "shape": list(g.shape), "conditional": g.conditional, "n_classes": g.n_classes,
                         "truncation": hasattr(g.net, "truncation"), "model_hash": g.hash, "task": g.task,
-                        "metrics": _eval(r.path)})
+                        "family": _family(g), "metrics": _eval(r.path)})
         return out
 
     @app.get("/api/runs/{name}/sample.png")
     def sample(name: str, seed: int = Query(0, ge=0, le=2**31 - 1), label: int | None = Query(None, ge=0),
-               truncation: float | None = Query(None, ge=0, le=2), scale: int = Query(4, ge=1, le=8)) -> Response:
+               truncation: float | None = Query(None, ge=0, le=2), scale: int = Query(4, ge=1, le=8),
+               text: str | None = Query(None, min_length=1, max_length=200)) -> Response:
         r = run_of(name)
         g = images_only(r)
-        label = _label(g, seed, label)
+        label = None if text is not None else _label(g, seed, label)
         with lock:
-            x = g.sample(1, seed=seed, label=label, truncation=truncation)
+            x = g.sample(1, seed=seed, label=label, truncation=truncation, text=text)
         info = {"model_hash": g.hash, "seed": str(seed), "run": r.name, "step": str(g.step)}
         if label is not None:
             info["label"] = str(label)
+        if text is not None:
+            info["text"] = text
         return _png(x, info, scale)
+
+    @app.get("/api/runs/{name}/say.wav")
+    def say_wav(name: str, text: str = Query(..., min_length=1, max_length=200),
+                seed: int = Query(0, ge=0, le=2**31 - 1)) -> Response:
+        """A speech run's audio for digit words (8 kHz WAV), as `gankit say` writes it."""
+        from ..data.audio import write_wav
+        from ..families.speech import say
+
+        _, g = family_run(name, "speech", "only speech runs speak")
+        with lock:
+            audio = say(g, text, seed=seed)
+        buf = io.BytesIO()
+        write_wav(audio, buf)
+        return Response(buf.getvalue(), media_type="audio/wav", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/runs/{name}/scores.png")
+    def scores(name: str) -> Response:
+        """An anomaly run's held-out scores: histograms of the normal class and of the others,
+        with the run's threshold."""
+        r, g = run_of(name), run_of(name).generator()
+        if _family(g) not in ANOMALY:
+            raise HTTPException(400, f"run {name} is a {_family(g)} run; score histograms are for anomaly runs")
+        with lock:
+            png = _score_histogram(r.path)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/runs/{name}/gallery")
     def gallery(name: str, n: int = Query(16, ge=1, le=MAX_N), seed: int = Query(0, ge=0, le=2**31 - MAX_N)):
@@ -246,7 +284,8 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
 
     def image_runs(names: list[str] | None = None) -> list[str]:
         # by default every run that generates images from z (image-to-image runs cannot be sampled)
-        names = names or [n for n, r in runs.items() if len(r.generator().shape) == 3 and not r.generator().task]
+        names = names or [n for n, r in runs.items() if len(r.generator().shape) == 3 and not r.generator().task
+                          and _family(r.generator()) not in ANOMALY]
         if not names:
             raise HTTPException(409, "human evaluation needs a run that generates images from noise; these "
                                 f"runs make points or map images: {', '.join(runs)}")
@@ -430,6 +469,48 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
 
     app.state.store, app.state.runs = store, runs
     return app
+
+
+ANOMALY = ("ganomaly", "fanogan")
+
+
+def _family(g: api.Generator) -> str:
+    from ..families import family_of
+
+    return family_of(g.cfg).name
+
+
+def _score_histogram(run: Path) -> bytes:
+    """PNG: held-out anomaly scores of the normal class and of the others, and the threshold."""
+    import copy
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..data import build
+    from ..families.anomaly import Detector
+
+    det = Detector(run)
+    cfg = copy.deepcopy(det.cfg.data)
+    cfg.split = "test" if cfg.split == "train" else cfg.split
+    test = build(cfg)
+    s = det.score(test.x).numpy()
+    normal = (test.y == det.normal_class).numpy()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.linspace(s.min(), s.max(), 40)
+    ax.hist(s[~normal], bins, alpha=0.6, label="other digits (anomalous)", density=True)
+    ax.hist(s[normal], bins, alpha=0.6, label=f"digit {det.normal_class} (normal)", density=True)
+    ax.axvline(det.threshold, color="black", lw=1, ls="--", label="threshold")
+    ax.set_xlabel(f"{det.method} score (held out)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def _label(g: api.Generator, seed: int, label: int | None) -> int | None:

@@ -41,6 +41,7 @@ function galleryParams() {
   const p = new URLSearchParams();
   if (run && run.conditional && $("g-label").value !== "") p.set("label", $("g-label").value);
   if (run && run.truncation && $("g-trunc").value !== "1") p.set("truncation", $("g-trunc").value);
+  if (run && run.family === "text2image" && $("g-text").value.trim()) p.set("text", $("g-text").value.trim());
   return p;
 }
 
@@ -48,6 +49,9 @@ function configureGallery() {
   const run = runByName($("g-run").value);
   $("g-label-box").hidden = !(run && run.conditional);
   $("g-trunc-box").hidden = !(run && run.truncation);
+  $("g-text-box").hidden = !(run && run.family === "text2image");
+  $("g-say").hidden = !(run && run.family === "speech");
+  $("g-scores").hidden = !(run && ANOMALY.includes(run.family));
   if (run && run.conditional) {
     $("g-label").innerHTML = '<option value="">all (i mod K)</option>' +
       Array.from({length: run.n_classes}, (_, k) => `<option value="${k}">${k}</option>`).join("");
@@ -61,6 +65,11 @@ async function showGallery() {
   const box0 = $("g-grid");
   if (runByName(name)?.task) {  // an image-to-image run has no latent space to sample
     box0.textContent = `${name} is an image-to-image run: see its training monitor and eval grid; run it with gankit translate / upscale / inpaint.`;
+    return;
+  }
+  if (ANOMALY.includes(runByName(name)?.family)) {  // a detector: its held-out score histogram
+    box0.textContent = `${name} is an anomaly detector: score images with gankit anomaly ${name} IMAGES.`;
+    $("g-scores-img").src = `/api/runs/${encodeURIComponent(name)}/scores.png`;
     return;
   }
   const n = Math.max(1, Math.min(256, parseInt($("g-n").value || "32", 10)));
@@ -80,6 +89,15 @@ async function showGallery() {
     img.addEventListener("click", () => selectSample(name, s, img.src));
     box.appendChild(img);
   }
+}
+
+const ANOMALY = ["ganomaly", "fanogan"];
+
+function sayIt() {  // a speech run: play the words it is asked to say
+  const name = $("g-run").value;
+  const q = new URLSearchParams({text: $("g-say-text").value.trim() || "one", seed: $("g-seed").value || "0"});
+  $("g-audio").src = `/api/runs/${encodeURIComponent(name)}/say.wav?${q}`;
+  $("g-audio").play().catch(() => {});  // autoplay may be refused; the controls stay
 }
 
 function selectSample(name, seed, src) {
@@ -342,6 +360,8 @@ async function start() {
   document.querySelectorAll("#tabs button").forEach((b) => (b.onclick = () => showTab(b.dataset.tab)));
   $("g-go").onclick = showGallery;
   $("g-run").onchange = showGallery;
+  $("g-text").onchange = showGallery;
+  $("g-say-go").onclick = sayIt;
   ["e-run", "e-a", "e-b", "e-mode"].forEach((id) => ($(id).onchange = updateExplore));
   $("e-t").oninput = updateExplore;
   $("m-run").onchange = refreshMonitor;
