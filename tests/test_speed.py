@@ -10,7 +10,8 @@ from conftest import tiny_config
 
 from gankit import bench_speed
 from gankit.errors import ConfigError, GankitError
-from gankit.training import speed
+from gankit.training import autotune as speed
+from gankit.training import precision
 from gankit.training.loop import fit, prepare, resume
 from gankit.training.state import new_state, read_checkpoint
 from gankit.training.step import train_step
@@ -109,7 +110,7 @@ def test_bad_devices_are_clear_errors(monkeypatch):
         prepare(tiny_config("mlp_mnist", "train.device=tpu"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="no CUDA device"):
-        speed.device_of("cuda")
+        precision.device_of("cuda")
 
 
 def test_checkpoint_from_a_gpu_run_continues_on_the_cpu(tmp_path, monkeypatch):

@@ -309,8 +309,8 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
         resume(tmp_path / "r")
     ck.write_bytes(good)
     # the same weights offered to a wider model
+    from gankit.checkpoint import load_module as _load_module
     from gankit.nets import build
-    from gankit.training.state import _load_module
 
     g16, _ = build(C.from_dict({"model": {"name": "mlp", "width": 16}}).model, (1, 28, 28))
     with pytest.raises(CheckpointError, match=r"G in the checkpoint does not match this model \(.* is \("):

@@ -210,7 +210,7 @@ def _checkpoint_path(run: str | Path) -> Path:
 
 def load(run: str | Path, ema: bool = True) -> Generator:
     """Load the generator of a run folder (or a checkpoint file). EMA weights by default."""
-    from .training.state import _load_module
+    from .checkpoint import load_module
 
     path = _checkpoint_path(run)
     ck = read_checkpoint(path)
@@ -218,7 +218,7 @@ def load(run: str | Path, ema: bool = True) -> Generator:
     shape = tuple(ck["shape"])
     g, _ = build_nets(cfg.model, shape)
     use_ema = ema and ck.get("g_ema") is not None
-    _load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
+    load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
     gen = Generator(g, cfg, shape, int(ck["step"]), use_ema)
     gen.path = path  # the checkpoint it came from (families that score with D read it again)
     return gen

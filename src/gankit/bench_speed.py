@@ -167,7 +167,7 @@ def measure(recipe: str, batch: int = 64, windows: int = 7, steps: int = 0, warm
     """One recipe: reference and gankit images/s (median over alternating windows), FLOPs per
     image of each step, and the achieved GFLOP/s."""
     from .api import make_config
-    from .training import speed
+    from .training import autotune, precision
     from .training.loop import prepare
     from .training.state import new_state
     from .training.step import train_step
@@ -175,9 +175,9 @@ def measure(recipe: str, batch: int = 64, windows: int = 7, steps: int = 0, warm
     cfg, data = prepare(make_config(recipe, batch=batch, overrides=[*overrides, "train.tensorboard=false"]))
     x = data.x
     ref, g_ref, d_ref = reference_step(cfg, x)
-    tuned = speed.autotune(cfg, x, None)
+    tuned = autotune.autotune(cfg, x, None)
     s = new_state(cfg, data.shape, len(data))
-    xs = speed.to_layout(x.to(s.device), cfg.train.channels_last)
+    xs = precision.to_layout(x.to(s.device), cfg.train.channels_last)
 
     def ours() -> None:
         train_step(s, xs)
@@ -192,11 +192,11 @@ def measure(recipe: str, batch: int = 64, windows: int = 7, steps: int = 0, warm
     rates: dict[str, list[float]] = {"reference": [], "gankit": []}
     for _ in range(windows):
         for name, fn in (("reference", ref), ("gankit", ours)):
-            speed.sync(s.device)
+            autotune.sync(s.device)
             t0 = time.perf_counter()
             for _ in range(steps):
                 fn()
-            speed.sync(s.device)
+            autotune.sync(s.device)
             rates[name].append(steps * batch / (time.perf_counter() - t0))
     ips = {k: statistics.median(v) for k, v in rates.items()}
     flops = {"reference": _flops_per_image(ref, batch), "gankit": _flops_per_image(ours, batch)}
@@ -215,7 +215,7 @@ def measure(recipe: str, batch: int = 64, windows: int = 7, steps: int = 0, warm
         "gankit_executed_gflops": round(ips["gankit"] * flops["gankit"] / 1e9, 1),
     }
     if data.is_image and s.device.type == "cpu":
-        dts = ["fp32"] + (["bf16"] if speed.native_bf16(s.device) else [])
+        dts = ["fp32"] + (["bf16"] if precision.native_bf16(s.device) else [])
         row.update(biggest_conv(g_ref, d_ref, x[:batch], torch.randn(batch, cfg.model.z_dim), dts))
     if compile_too:
         row.update(_compiled(cfg, data, batch, steps, windows))
@@ -226,14 +226,14 @@ def _compiled(cfg: Any, data: Any, batch: int, steps: int, windows: int) -> dict
     """gankit's step with train.compile=true: images/s and the compile time (first steps)."""
     import copy
 
-    from .training import speed
+    from .training import precision
     from .training.state import new_state
     from .training.step import train_step
 
     c = copy.deepcopy(cfg)
     c.train.compile = True
     s = new_state(c, data.shape, len(data))
-    xs = speed.to_layout(data.x.to(s.device), c.train.channels_last)
+    xs = precision.to_layout(data.x.to(s.device), c.train.channels_last)
     t0 = time.perf_counter()
     for _ in range(3):  # the first calls compile (and recompile once for the G step's graph)
         train_step(s, xs)
@@ -249,14 +249,15 @@ def _compiled(cfg: Any, data: Any, batch: int, steps: int, windows: int) -> dict
 
 def run(recipes: list[str] | None = None, batch: int = 64, windows: int = 7, steps: int = 0,
         overrides: list[str] = (), compile_too: bool = False) -> dict[str, Any]:
-    from .training import speed
+    from .training import precision
     from .training.loop import free_cores
 
     torch.set_num_threads(free_cores())
-    dev = speed.device_of("auto")
-    dts = ["fp32"] + (["bf16"] if speed.native_bf16(dev) else [])
+    dev = precision.device_of("auto")
+    dts = ["fp32"] + (["bf16"] if precision.native_bf16(dev) else [])
     return {
-        "machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": speed.native_bf16(dev),
+        "machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "native_bf16": precision.native_bf16(dev),
                     "device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__,
                     **(machine_rates(dts) if dev.type == "cpu" else {})},
         "rows": [measure(r, batch, windows, steps, overrides=list(overrides), compile_too=compile_too)

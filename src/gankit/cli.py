@@ -268,6 +268,11 @@ def cmd_list(a: argparse.Namespace) -> int:
             first = (config.recipe_dir() / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
             mark = " (default)" if name == config.DEFAULT_RECIPE else ""
             print(f"{name:22s} {first}{mark}")
+    elif what == "formats":
+        from .data.files import _ORDER, formats
+
+        for name in _ORDER:
+            print(f"{name:14s} {formats.doc(name)}")
     elif what == "families":
         from .families import families
 
@@ -373,8 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--db", default="studio.sqlite", help="SQLite file for the judgements (kept across restarts)")
     sv.set_defaults(func=cmd_serve)
 
-    ls = sub.add_parser("list", help="list recipes, model families, models, losses, datasets, metrics or remedies")
-    ls.add_argument("what", choices=["configs", "families", "models", "losses", "datasets", "metrics", "remedies"])
+    ls = sub.add_parser("list", help="list recipes, model families, models, losses, datasets, data formats, "
+                                     "metrics or remedies")
+    ls.add_argument("what", choices=["configs", "families", "models", "losses", "datasets", "formats", "metrics",
+                                     "remedies"])
     ls.set_defaults(func=cmd_list)
     return p
 

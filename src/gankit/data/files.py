@@ -6,6 +6,8 @@ Every failure names the file: users fix paths, not stack traces.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +15,82 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..registry import Registry
 from .core import Dataset, from_uint8
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
+@dataclass(frozen=True)
+class Format:
+    """A data format users can point `--data` at: `matches(path)` recognises it (cheaply, from
+    the path and at most a header), `load(path, cfg)` reads it into a Dataset."""
+
+    matches: Callable[[Path], bool]
+    load: Callable[[Path, Any], Dataset]
+
+
+# the first format whose `matches` says yes reads the path, so more specific formats come first
+formats: Registry[Format] = Registry("data format")
+_ORDER: list[str] = []
+
+
+def register_format(name: str, matches: Callable[[Path], bool], doc: str) -> Callable:
+    def add(load: Callable[[Path, Any], Dataset]) -> Callable[[Path, Any], Dataset]:
+        formats.add(name, Format(matches, load), doc)
+        _ORDER.append(name)
+        return load
+
+    return add
+
+
 def load_path(path: Path, cfg: Any) -> Dataset:
+    """The dataset at a user's path, read by the first registered format that recognises it."""
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    if path.is_dir():
-        if (path / "A").is_dir() and (path / "B").is_dir():
-            from .paired import load_ab_folder
-
-            return load_ab_folder(path)
-        return load_folder(path, cfg.image_size)
-    name = path.name
-    if "idx3-ubyte" in name or "idx3_ubyte" in name or "-ubyte" in name:
-        return load_idx(path)
-    if path.suffix in (".npy", ".npz"):
-        from .prepared import is_prepared, load_prepared
-
-        return load_prepared(path) if is_prepared(path) else load_array(path)
+    for name in _ORDER:
+        fmt = formats.get(name)
+        if fmt.matches(path):
+            return fmt.load(path, cfg)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise DataError(f"{path}: one image is not a dataset; pass the folder that holds the images")
-    raise DataError(f"{path}: unknown data format (expected an image folder, *-idx3-ubyte[.gz], .npy or .npz)")
+    raise DataError(f"{path}: unknown data format (known: {', '.join(_ORDER)}; see `gankit list formats`)")
+
+
+@register_format("ab_folder", lambda p: p.is_dir() and (p / "A").is_dir() and (p / "B").is_dir(),
+                 "image-to-image pairs: A/ and B/ folders, paired by file name (unpaired when no name is shared)")
+def _ab_folder(path: Path, cfg: Any) -> Dataset:
+    from .paired import load_ab_folder
+
+    return load_ab_folder(path)
+
+
+@register_format("image_folder", lambda p: p.is_dir(),
+                 "a folder of PNG/JPEG/... images; labels from sub-folder names")
+def _image_folder(path: Path, cfg: Any) -> Dataset:
+    return load_folder(path, cfg.image_size)
+
+
+def _is_idx(p: Path) -> bool:
+    return "idx3-ubyte" in p.name or "idx3_ubyte" in p.name or "-ubyte" in p.name
+
+
+@register_format("idx", _is_idx, "MNIST-format *-images-idx3-ubyte[.gz], with the matching labels file if present")
+def _idx(path: Path, cfg: Any) -> Dataset:
+    return load_idx(path)
+
+
+def _is_prepared(p: Path) -> bool:
+    from .prepared import is_prepared
+
+    return p.suffix in (".npy", ".npz") and is_prepared(p)
+
+
+@register_format("prepared", _is_prepared, "a uint8 memory map written by gankit prepare (streamed by workers)")
+def _prepared(path: Path, cfg: Any) -> Dataset:
+    from .prepared import load_prepared
+
+    return load_prepared(path)
 
 
 # --- IDX (the MNIST file format) -------------------------------------------------------------
@@ -146,6 +200,12 @@ def _to_nchw(a: np.ndarray, path: Path) -> np.ndarray:
             return a.transpose(0, 3, 1, 2)
     raise DataError(f"{path}: expected images (N,H,W), (N,C,H,W) or (N,H,W,C) with C in 1/3, or points (N,D); "
                     f"got shape {a.shape}")
+
+
+@register_format("array", lambda p: p.suffix in (".npy", ".npz"),
+                 ".npy images, or .npz with x (or images) and optional y")
+def _array(path: Path, cfg: Any) -> Dataset:
+    return load_array(path)
 
 
 def load_array(path: Path) -> Dataset:

@@ -139,8 +139,8 @@ class Detector:
 
     def __init__(self, run: str | Path, ema: bool = True) -> None:
         from .. import config as config_mod
+        from ..checkpoint import load_module, read_checkpoint
         from ..nets import build as build_nets
-        from ..training.state import _load_module, read_checkpoint
 
         path = Path(run)
         path = path / "checkpoints" / "latest.pt" if path.is_dir() else path
@@ -151,8 +151,8 @@ class Detector:
                               "run (gankit train ganomaly_mnist / fanogan_mnist)")
         self.g, self.d = build_nets(self.cfg.model, tuple(ck["shape"]))
         use_ema = ema and ck.get("g_ema") is not None
-        _load_module(self.g, ck["g_ema"] if use_ema else ck["g"], "G", path)
-        _load_module(self.d, ck["d"], "D", path)
+        load_module(self.g, ck["g_ema"] if use_ema else ck["g"], "G", path)
+        load_module(self.d, ck["d"], "D", path)
         self.g.eval(), self.d.eval()
         self.method, self.normal_class, self.path = self.cfg.model.name, self.cfg.data.normal_class, path
         gan_steps = self.cfg.anomaly.gan_steps

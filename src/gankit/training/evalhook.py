@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import save_atomic
 from ..data import Dataset
 from ..errors import GankitError
 from ..monitor.log import RunLog
-from .state import TrainState, save_atomic
+from .state import TrainState
 
 LOWER_IS_BETTER = ("fid", "kid", "reverse_kl", "kl_uniform")
 

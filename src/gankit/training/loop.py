@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .. import config as config_mod
+from ..checkpoint import save_atomic
 from ..config import Config
 from ..data import Dataset
 from ..data import build as build_data
@@ -26,9 +27,9 @@ from ..monitor.card import write_card
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
-from . import distributed, speed
+from . import autotune, distributed, precision
 from .evalhook import periodic_eval
-from .state import Sampler, TrainState, model_hash, new_state, save_atomic, state_from_checkpoint
+from .state import Sampler, TrainState, model_hash, new_state, state_from_checkpoint
 from .step import StepOutput, train_step
 
 log = logging.getLogger("gankit")
@@ -86,10 +87,10 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
     # rank 0 times the candidates and every process takes its choice, so all compute alike
     family = family_of(cfg)
     tuned = distributed.broadcast(
-        speed.autotune(cfg, data.x, data.y if family.uses_labels(cfg) else None, data.a, data.cond)
+        autotune.autotune(cfg, data.x, data.y if family.uses_labels(cfg) else None, data.a, data.cond)
         if world.main else None, world)
     cfg.train.device, cfg.train.precision, cfg.train.channels_last = (
-        str(speed.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
+        str(precision.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
     state = new_state(cfg, data.shape, len(data))
     family.init(state, data)
     if world.main:
@@ -124,7 +125,7 @@ def _join(cfg: Config) -> distributed.World:
     """Threads for this process and, under torchrun, the process group."""
     world = distributed.from_env()
     distributed.check(cfg, world)
-    distributed.init(world, distributed.device_for(world, speed.device_of(cfg.train.device)))
+    distributed.init(world, distributed.device_for(world, precision.device_of(cfg.train.device)))
     _threads(cfg, world)
     return world
 
@@ -169,14 +170,14 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
     distributed.wrap(state)
     callbacks = callbacks if world.main else []  # only rank 0 reports, logs and writes files
     runlog = RunLog(out, t.tensorboard) if world.main else _NoLog()
-    x = speed.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
+    x = precision.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
     if isinstance(x, Streamed):  # a prepared memory-mapped set: worker processes read the next batches
         x.stream(_upcoming(state), workers=t.workers)
     if state.task:
         if world.active:
             raise ConfigError(f"model {cfg.model.name} (image-to-image) trains in one process, not {world.size}")
         if data.a is not None:
-            state.inputs = speed.to_layout(data.a.to(state.device), t.channels_last)
+            state.inputs = precision.to_layout(data.a.to(state.device), t.channels_last)
     if data.cond is not None:
         state.cond = data.cond.to(state.device)
     labels = data.y.to(state.device) if state.family.uses_labels(cfg) else None

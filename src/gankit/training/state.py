@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +18,16 @@ import torch
 from torch import Tensor, nn
 
 from .. import config as config_mod
+from ..checkpoint import FORMAT, load_module, read_checkpoint
 from ..config import Config
 from ..errors import CheckpointError, ConfigError
 from ..families import family_of, run_keys
 from ..losses import LossSpec, losses
 from ..nets import build as build_nets
 from ..nets.remedies import Augmented
-from . import distributed, speed
+from . import distributed, precision
 from .ema import make_ema
 
-FORMAT = 1
 log = logging.getLogger("gankit")
 
 
@@ -171,10 +170,10 @@ class TrainState:
         }
 
     def load_state_dict(self, ck: dict[str, Any], path: Path) -> None:
-        _load_module(self.g, ck["g"], "G", path)
-        _load_module(self.d, ck["d"], "D", path)
+        load_module(self.g, ck["g"], "G", path)
+        load_module(self.d, ck["d"], "D", path)
         if self.g_ema is not None:
-            _load_module(self.g_ema, ck["g_ema"] if ck["g_ema"] is not None else ck["g"], "EMA G", path)
+            load_module(self.g_ema, ck["g_ema"] if ck["g_ema"] is not None else ck["g"], "EMA G", path)
         self.opt_g.load_state_dict(ck["opt_g"])
         self.opt_d.load_state_dict(ck["opt_d"])
         if self.sched_g and ck["sched_g"]:
@@ -203,21 +202,6 @@ class TrainState:
 
 def _tuplify(x: Any) -> Any:
     return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def _load_module(m: nn.Module, sd: dict[str, Tensor], what: str, path: Path) -> None:
-    own = m.state_dict()
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    shapes = [k for k in own if k in sd and own[k].shape != sd[k].shape]
-    if missing or extra or shapes:
-        if shapes:
-            k = shapes[0]
-            detail = f"{k} is {tuple(sd[k].shape)} in the checkpoint but {tuple(own[k].shape)} in the model"
-        else:
-            detail = f"missing {missing[:2]}" if missing else f"unexpected {extra[:2]}"
-        raise CheckpointError(f"{path}: {what} in the checkpoint does not match this model ({detail})")
-    m.load_state_dict(sd)
 
 
 def model_hash(cfg: Config, shape: tuple[int, ...]) -> str:
@@ -253,11 +237,11 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
     except ValueError as e:
         raise ConfigError(f"model {cfg.model.name}: {e}") from None
     t = cfg.train
-    _concrete(cfg)  # fit() times candidates first (speed.autotune); here "auto" gets the untimed safe choice
+    _concrete(cfg)  # fit() times candidates first (autotune.autotune); here "auto" gets the untimed safe choice
     world = distributed.from_env()
-    device = distributed.device_for(world, speed.device_of(t.device))
+    device = distributed.device_for(world, precision.device_of(t.device))
     for net in (g, d):
-        speed.apply_layout(net.to(device), t.channels_last)
+        precision.apply_layout(net.to(device), t.channels_last)
     o = cfg.optim
     impl = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[o.impl]
     # L2 penalty on D's weights through the optimiser (the course's "penalise D weights")
@@ -277,29 +261,16 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
         raise ConfigError(f"train.batch={cfg.train.batch} is larger than the dataset ({n_data} examples)")
     g_ema = make_ema(g) if cfg.train.ema_beta > 0 else None
     if t.compile:
-        speed.compile_nets(g, d, cfg)
+        precision.compile_nets(g, d, cfg)
     return TrainState(
         cfg=cfg, shape=tuple(shape), g=g, d=d,
         g_ema=g_ema, device=device, world=world,
-        scaler_g=speed.grad_scaler(device, t.precision), scaler_d=speed.grad_scaler(device, t.precision),
+        scaler_g=precision.grad_scaler(device, t.precision), scaler_d=precision.grad_scaler(device, t.precision),
         opt_g=opt_g, opt_d=opt_d, sched_g=_scheduler(opt_g, cfg), sched_d=_scheduler(opt_d, cfg),
         sampler=Sampler(n_data, seed), noise=torch.Generator().manual_seed(seed + 1),
         loss=losses.get(cfg.loss.name),
         growing=[m for m in (*g.modules(), *d.modules()) if hasattr(m, "set_step")],
     )
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}); the file is corrupt "
-                              "or not a gankit checkpoint") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT or "config" not in ck:
-        raise CheckpointError(f"{path}: not a gankit checkpoint (format {FORMAT})")
-    return ck
 
 
 def state_from_checkpoint(path: Path, n_data: int | None = None, overrides: list[str] = ()) -> TrainState:
@@ -329,26 +300,6 @@ def _portable(cfg: Config, path: Path) -> None:
 
 def _concrete(cfg: Config) -> None:
     t = cfg.train
-    t.device = str(speed.device_of(t.device))
+    t.device = str(precision.device_of(t.device))
     t.precision = "fp32" if t.precision == "auto" else t.precision
     t.channels_last = "off" if t.channels_last == "auto" else t.channels_last
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .. import regularizers as R
 from ..families import Batch
-from . import speed
+from . import precision
 from .ema import ema_beta, update_ema
 from .state import TrainState
 
@@ -40,7 +40,7 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
     b = Batch(data, labels, s.inputs, s.cond, stats)
     for m in s.growing:  # nets that change with training progress (ProGAN's stages) follow the step
         m.set_step(s.step)
-    with speed.autocast(s.device, s.cfg.train.precision):
+    with precision.autocast(s.device, s.cfg.train.precision):
         for phase in s.phases:
             if phase.when is not None and not phase.when(s.step):
                 continue

@@ -1,0 +1,134 @@
+"""The studio's user-study routes: create (a fixed, seeded set of items), consent, the next item
+for a rater, progress, results, CSV export, closing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+
+from .app import (
+    Consent,
+    NewStudy,
+    Studio,
+    _pair_results,
+    _turing_results,
+)
+from .db import now
+
+
+def router(ctx: Studio) -> APIRouter:
+    r = APIRouter()
+
+    # --- user studies --------------------------------------------------------------------------
+    @r.post("/api/studies")
+    def create_study(s: NewStudy) -> dict[str, Any]:
+        names = ctx.image_runs(s.runs)
+        if s.kind == "pairwise" and len(set(names)) < 2:
+            raise HTTPException(409, "a pairwise study needs at least two runs")
+        rng = random.Random(s.seed)
+        with ctx.store.write() as con:
+            if con.execute("SELECT 1 FROM studies WHERE name = ?", (s.name,)).fetchone():
+                raise HTTPException(409, f"a study named {s.name!r} exists")
+            sid = con.execute("INSERT INTO studies (name, kind, consent, runs, n_items, created) VALUES "
+                              "(?, ?, ?, ?, ?, ?)", (s.name, s.kind, s.consent, json.dumps(names), s.n_items,
+                                                     now())).lastrowid
+            for i in range(s.n_items):
+                ctx.new_item(con, s.kind, sid, i, rng, names)
+        return study_info(sid)
+
+    def study_row(con, sid: int):
+        st = con.execute("SELECT * FROM studies WHERE id = ?", (sid,)).fetchone()
+        if st is None:
+            raise HTTPException(404, f"no study {sid}")
+        return st
+
+    def study_info(sid: int, rater: str | None = None) -> dict[str, Any]:
+        with ctx.store.read() as con:
+            st = study_row(con, sid)
+            votes = con.execute("SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
+                                "WHERE items.study_id = ?", (sid,)).fetchone()[0]
+            raters = con.execute("SELECT COUNT(DISTINCT rater) FROM votes JOIN items ON items.id = votes.item_id "
+                                 "WHERE items.study_id = ?", (sid,)).fetchone()[0]
+            out = {"id": sid, "name": st["name"], "kind": st["kind"], "consent": st["consent"],
+                   "runs": json.loads(st["runs"]), "n_items": st["n_items"], "closed": bool(st["closed"]),
+                   "votes": votes, "raters": raters}
+            if rater is not None:
+                out["answered"] = con.execute(
+                    "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id WHERE items.study_id = ? "
+                    "AND rater = ?", (sid, rater)).fetchone()[0]
+                out["consented"] = bool(con.execute("SELECT 1 FROM consents WHERE study_id = ? AND rater = ?",
+                                                    (sid, rater)).fetchone()) or not st["consent"]
+        return out
+
+    @r.get("/api/studies")
+    def studies() -> list[dict[str, Any]]:
+        with ctx.store.read() as con:
+            ids = [r[0] for r in con.execute("SELECT id FROM studies ORDER BY id")]
+        return [study_info(i) for i in ids]
+
+    @r.get("/api/studies/{sid}")
+    def get_study(sid: int, rater: str | None = Query(None, min_length=1, max_length=64)) -> dict[str, Any]:
+        return study_info(sid, rater)
+
+    @r.post("/api/studies/{sid}/consent")
+    def consent(sid: int, c: Consent) -> dict[str, Any]:
+        with ctx.store.write() as con:
+            st = study_row(con, sid)
+            if st["closed"]:
+                raise HTTPException(409, "this study is closed")
+            con.execute("INSERT INTO consents (study_id, rater, created) VALUES (?, ?, ?) "
+                        "ON CONFLICT DO NOTHING", (sid, c.rater, now()))
+        return {"ok": True}
+
+    @r.get("/api/studies/{sid}/next")
+    def study_next(sid: int, rater: str = Query(..., min_length=1, max_length=64)) -> dict[str, Any]:
+        with ctx.store.read() as con:
+            st = study_row(con, sid)
+            if st["closed"]:
+                raise HTTPException(409, "this study is closed")
+            it = con.execute("SELECT token, kind, position FROM items WHERE study_id = ? AND id NOT IN "
+                             "(SELECT item_id FROM votes WHERE rater = ?) ORDER BY position LIMIT 1",
+                             (sid, rater)).fetchone()
+        if it is None:
+            return {"done": True}
+        return {"token": it["token"], "kind": it["kind"], "position": it["position"], "of": st["n_items"]}
+
+    @r.post("/api/studies/{sid}/close")
+    def close_study(sid: int) -> dict[str, Any]:
+        with ctx.store.write() as con:
+            study_row(con, sid)
+            con.execute("UPDATE studies SET closed = 1 WHERE id = ?", (sid,))
+        return study_info(sid)
+
+    @r.get("/api/studies/{sid}/results")
+    def study_results(sid: int) -> dict[str, Any]:
+        with ctx.store.read() as con:
+            st = study_row(con, sid)
+            res = (_turing_results(con, sid) if st["kind"] == "turing"
+                   else _pair_results(con, sid, json.loads(st["runs"])))
+        return {"study": study_info(sid), **res}
+
+    @r.get("/api/studies/{sid}/export.csv")
+    def export(sid: int) -> Response:
+        with ctx.store.read() as con:
+            st = study_row(con, sid)
+            rows = con.execute(
+                "SELECT items.position, items.kind, items.run_a, items.seed_a, items.real_a, items.run_b, "
+                "items.seed_b, votes.rater, votes.answer, votes.ms, votes.created FROM votes "
+                "JOIN items ON items.id = votes.item_id WHERE items.study_id = ? ORDER BY votes.id",
+                (sid,)).fetchall()
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["position", "kind", "run_a", "seed_a", "real_a", "run_b", "seed_b", "rater", "answer", "ms",
+                    "created"])
+        w.writerows([list(r) for r in rows])
+        return Response(buf.getvalue(), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="study-{sid}-{st["name"]}.csv"'})
+
+    return r
