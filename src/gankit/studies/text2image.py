@@ -25,7 +25,6 @@ from ..errors import GankitError
 from . import summarize_by
 
 CONDITIONS = ("gan-cls", "none")  # text.matching
-OLD_FORMAT = "gankit-text2image-1"  # model files of the study before it trained recipes
 
 
 @dataclass
