@@ -102,6 +102,18 @@ def test_shared_and_family_keys_are_real_config_keys():
     assert every == SHARED.union(*(families.get(n).keys for n in families))
 
 
+def test_a_config_listing_every_key_at_its_default_is_accepted(tmp_path):
+    # config.yaml files written before configs were per family list every key, mostly at defaults
+    import yaml
+
+    cfg = C.load_recipe("pix2pix_edges2digits")
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert "cycle_weight" in old.read_text() and "n_critic" in old.read_text()
+    resolved, _ = prepare(C.load_recipe(str(old)))
+    assert resolved.model.name == "pix2pix"
+
+
 def test_a_resumed_run_keeps_accepting_its_own_saved_config(tmp_path):
     # runs saved before configs were per family list every key at its default: still resumable
     fit(tiny_config("pix2pix_edges2digits", *SMALL, steps=1), tmp_path / "run")

@@ -112,6 +112,8 @@ def test_fanogan_encoder_stage_leaves_g_and_d_untouched(tmp_path):
     gankit.train("fanogan_mnist", out=tmp_path / "x", steps=2, overrides=sets)
     with pytest.raises(Exception, match="still in its GAN stage"):
         Detector(tmp_path / "x")
+    with pytest.raises(Exception, match="use train.ema_beta=0"):  # an averaged G would lag its encoder
+        gankit.train("fanogan_mnist", out=tmp_path / "y", steps=3, overrides=[*sets, "train.ema_beta=0.99"])
 
 
 def test_gankit_anomaly_scores_a_folder_and_rejects_bad_runs(tmp_path, capsys):

@@ -140,6 +140,8 @@ def test_gankit_sample_text_and_eval_on_a_run(tmp_path, capsys):
     for k in ("class_accuracy_mnistcnn", "r_thickness", "r_slant", "r_size", "fid_mnistcnn", "diversity_mnistcnn"):
         assert isinstance(res[k], float), k
     assert res["protocol"]["held_out"] == "mnist5k (split test)" and min(res["ceiling_real"].values()) > 0.6
+    assert main(["eval", run, "--metrics", "fid"]) == 2  # the family's own scores; not silently ignored
+    assert "gives its own held-out scores" in capsys.readouterr().err
     # a z -> x run given --text, and a model file of the old study format: one-line errors
     fit(tiny_config("mlp_mnist", steps=1), tmp_path / "mlp")
     assert main(["sample", str(tmp_path / "mlp"), "--text", "a seven", "--out", str(tmp_path / "x.png")]) == 2

@@ -186,6 +186,13 @@ def test_task_data_errors(tmp_path):
             _fit("pix2pix_edges2digits", tmp_path / "b", key)
     with pytest.raises(ConfigError, match="loss.l1_weight is not used by cyclegan models"):
         _fit("cyclegan_thin2thick", tmp_path / "b", "loss.l1_weight=50")
+    with pytest.raises(ConfigError, match=r"^loss.name=wgan_gp sets reg.gp_weight, which is not used by pix2pix"):
+        _fit("pix2pix_edges2digits", tmp_path / "b", "loss.name=wgan_gp")
+    # options read from the data: a value that disagrees would be silently replaced, so it is refused
+    with pytest.raises(ConfigError, match="model.scale=2, but lowres4_mnist maps 7px to 28px"):
+        _fit("srgan_x4_mnist", tmp_path / "b", "model.scale=2")
+    with pytest.raises(ConfigError, match="model.in_channels=3, but edges2digits's inputs A have 1 channels"):
+        _fit("pix2pix_edges2digits", tmp_path / "b", "model.in_channels=3")
     with pytest.raises(ConfigError, match="keeps the size"):
         _fit("pix2pix_edges2digits", tmp_path / "c", "data.source=lowres4_mnist")
     with pytest.raises(ConfigError, match="no such weights file"):

@@ -214,7 +214,7 @@ def load(run: str | Path, ema: bool = True) -> Generator:
 
     path = _checkpoint_path(run)
     ck = read_checkpoint(path)
-    cfg = config_mod.from_dict(ck["config"], track=False)
+    cfg = config_mod.from_dict(ck["config"])
     shape = tuple(ck["shape"])
     g, _ = build_nets(cfg.model, shape)
     use_ema = ema and ck.get("g_ema") is not None
@@ -237,9 +237,16 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     target = Path(target)
     if target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
         g = load(target, ema=ema)
-        from .families import family_of
+        from .families import Family, family_of
 
-        res = family_of(g.cfg).evaluate(g, n or 0, seed)  # image-to-image, text-to-image: their own scores
+        family = family_of(g.cfg)
+        res = None
+        if type(family).evaluate is not Family.evaluate:  # the family scores its runs its own way
+            if metrics or against or inception_weights:
+                raise GankitError(f"{target} is a {family.name} run: gankit eval gives its own held-out scores; "
+                                  "--metrics, --against and --inception apply to runs that generate from noise "
+                                  "and to sample files")
+            res = family.evaluate(g, n or 0, seed)
         if res is not None:
             res["protocol"].update({"run": str(target), "step": g.step, "ema": g.ema})
             return res

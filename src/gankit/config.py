@@ -252,11 +252,6 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def explicit_keys(cfg: Config) -> set[str]:
-    """The keys a recipe or an override named (not those read back from a run's own files)."""
-    return set(cfg.__dict__.get("_explicit", ()))
-
-
 def changed_keys(cfg: Config, default: Config) -> set[str]:
     """The keys whose values differ from `default`'s."""
     out = set()
@@ -266,9 +261,7 @@ def changed_keys(cfg: Config, default: Config) -> set[str]:
     return out
 
 
-def _set(cfg: Config, key: str, value: Any, track: bool = True) -> None:
-    if track:
-        cfg.__dict__.setdefault("_explicit", set()).add(key)
+def _set(cfg: Config, key: str, value: Any) -> None:
     if key == "recipe":
         cfg.recipe = _coerce(key, value, str)
         return
@@ -286,22 +279,21 @@ def _set(cfg: Config, key: str, value: Any, track: bool = True) -> None:
     setattr(section, parts[1], _coerce(key, value, typ))
 
 
-def from_dict(d: dict[str, Any], base: Config | None = None, track: bool = True) -> Config:
-    """Build a config from nested dicts; unknown sections and keys are errors with suggestions.
-    `track`: remember the keys as named by the user (a recipe), not read back from a run."""
+def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a config from nested dicts; unknown sections and keys are errors with suggestions."""
     cfg = base or Config()
     if not isinstance(d, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(d).__name__}")
     for sec, body in d.items():
         if sec == "recipe":
-            _set(cfg, "recipe", body, track)
+            _set(cfg, "recipe", body)
             continue
         if sec not in SECTIONS:
             raise _unknown(str(sec))
         if not isinstance(body, dict):
             raise ConfigError(f"config section {sec} must be a mapping, got {body!r}")
         for k, v in body.items():
-            _set(cfg, f"{sec}.{k}", v, track)
+            _set(cfg, f"{sec}.{k}", v)
     return cfg
 
 
@@ -442,6 +434,6 @@ def save(cfg: Config, path: Path, keys: set[str] | None = None) -> None:
 def load_file(path: Path) -> Config:
     """A run's saved config.yaml (keys it omits take their defaults)."""
     try:
-        return from_dict(yaml.safe_load(path.read_text()) or {}, track=False)
+        return from_dict(yaml.safe_load(path.read_text()) or {})
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None

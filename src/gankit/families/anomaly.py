@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 
 class Anomaly(Family):
+    distributed = False  # the phases call G's encoder and decoder directly, not through DDP
+
     def prepare(self, cfg: Config, data: Dataset) -> Dataset:
         c = cfg.data.normal_class
         if c < 0:
@@ -46,7 +48,7 @@ class Anomaly(Family):
         return data
 
     def evaluate(self, g: Any, n: int = 0, seed: int = 0) -> dict:
-        return held_out_auroc(g.path, n)
+        return held_out_auroc(g.path, n, ema=g.ema)
 
 
 def _real(s: TrainState, b: Batch) -> Tensor:
@@ -58,7 +60,7 @@ class GANomaly(Anomaly):
     name, models = "ganomaly", ("ganomaly",)
     doc = "GANomaly: encoder-decoder-encoder G, feature matching, score |z - z_hat|^2"
     keys = frozenset({"data.normal_class", "model.z_dim", "anomaly.rec_weight", "anomaly.latent_weight",
-                      "anomaly.adv_weight"})
+                      "anomaly.adv_weight", "train.grid_n"})
 
     def phases(self, cfg: Config) -> list[Phase]:
         return [Phase("Dmain", "d", self.d_main), Phase("Gmain", "g", self.g_main)]
@@ -85,7 +87,13 @@ class GANomaly(Anomaly):
 class FAnoGAN(Anomaly):
     name, models = "fanogan", ("fanogan",)
     doc = "f-AnoGAN (izi_f): a GAN, then an encoder inverting the frozen G; score image + feature residual"
-    keys = frozenset({"data.normal_class", "model.z_dim", "anomaly.gan_steps", "anomaly.feature_weight"})
+    keys = frozenset({"data.normal_class", "model.z_dim", "anomaly.gan_steps", "anomaly.feature_weight",
+                      "train.grid_n"})
+
+    def validate(self, cfg: Config) -> None:
+        if cfg.train.ema_beta > 0:  # an average over the GAN stage would pair a lagging encoder with a
+            # still-moving decoder; the detector scores with one G
+            raise ConfigError("fanogan trains its encoder against a fixed G; use train.ema_beta=0 (the recipe's)")
 
     def phases(self, cfg: Config) -> list[Phase]:
         n = cfg.anomaly.gan_steps
@@ -145,7 +153,7 @@ class Detector:
         path = Path(run)
         path = path / "checkpoints" / "latest.pt" if path.is_dir() else path
         ck = read_checkpoint(path)
-        self.cfg = config_mod.from_dict(ck["config"], track=False)
+        self.cfg = config_mod.from_dict(ck["config"])
         if self.cfg.model.name not in ("ganomaly", "fanogan"):
             raise ConfigError(f"{run} is a {self.cfg.model.name} run; anomaly scores need a ganomaly or fanogan "
                               "run (gankit train ganomaly_mnist / fanogan_mnist)")
@@ -179,7 +187,7 @@ class Detector:
         return self._threshold
 
 
-def held_out_auroc(run: str | Path, n: int = 0) -> dict[str, Any]:
+def held_out_auroc(run: str | Path, n: int = 0, ema: bool = True) -> dict[str, Any]:
     """AUROC of the run's scores on held-out digits (data.split=test of its source, every class):
     the normal class against all others. `n` > 0: n held-out digits, evenly spaced."""
     import copy
@@ -188,7 +196,7 @@ def held_out_auroc(run: str | Path, n: int = 0) -> dict[str, Any]:
 
     from ..data import build as build_data
 
-    det = Detector(run)
+    det = Detector(run, ema=ema)
     cfg = copy.deepcopy(det.cfg.data)
     if cfg.split == "train":
         cfg.split = "test"

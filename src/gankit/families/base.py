@@ -4,7 +4,7 @@ A family is a kind of GAN (noise -> image, pix2pix, CycleGAN, ...). It owns its 
 config keys it reads beyond the shared ones), its cross-field rules, the data it needs and its
 *phases*: the losses of one training update, each with the net whose optimiser it steps. The
 update itself (backward, loss scaling, clipping, optimiser, scheduler, EMA) is written once, in
-`training/core.py`; a family never calls `backward()` or `opt.step()`.
+`training/step.py`; a family never calls `backward()` or `opt.step()`.
 
 The shape follows NVlabs stylegan2-ada-pytorch's `accumulate_gradients` (phases Gmain, Dmain, ...).
 """
@@ -91,6 +91,9 @@ class Family:
     models: tuple[str, ...] = ()  # net registry names this family trains; () = every other name
     keys: frozenset[str] = frozenset()  # config keys read beyond SHARED
     translates: bool = False  # maps input images to images (no z): sampled by translating, not from noise
+    # trains data-parallel under torchrun: only if every phase calls G and D through s.g_run / s.d_run
+    # (the DDP wrappers); phases that call parts of G directly would leave G unsynchronised
+    distributed: bool = True
     doc: str = ""
 
     def validate(self, cfg: Config) -> None:
@@ -137,31 +140,31 @@ def family_of(cfg: Config) -> Family:
     return default
 
 
-def check_keys(cfg: Config, explicit: set[str]) -> None:
-    """A key the family does not read is an error when it was set (recipe or --set) or differs
-    from its default: silently ignoring it would let a user believe it took effect."""
+def check_keys(cfg: Config, implied_by: str = "") -> None:
+    """A key the family does not read is an error when its value differs from the default:
+    silently ignoring it would let a user believe it took effect. (A key at its default is
+    harmless; run files saved before configs were per family list every key at its default.)
+    `implied_by`: the setting that filled the values in (a loss's implied penalty), for the message."""
     from .. import config as config_mod
 
     fam = family_of(cfg)
     own = SHARED | fam.keys
-    default = config_mod.Config()
-    for key in sorted(explicit | config_mod.changed_keys(cfg, default)):
-        if key not in own and key in config_mod.all_keys():
-            mine = ", ".join(sorted(k for k in fam.keys)) or "none beyond the shared sections"
-            raise ConfigError(f"{key} is not used by {fam.name} models (their own options: {mine}; "
-                              "and the shared data.*, optim.*, train.* run settings)")
+    for key in sorted(config_mod.changed_keys(cfg, config_mod.Config())):
+        if key not in own:
+            mine = ", ".join(sorted(fam.keys)) or "none"
+            why = f"{implied_by} sets {key}, which" if implied_by else key
+            raise ConfigError(f"{why} is not used by {fam.name} models (their own options: {mine}; the options "
+                              "every family shares: `gankit list families`)")
 
 
-def resolve(cfg: Config, explicit: set[str] | None = None) -> Config:
+def resolve(cfg: Config) -> Config:
     """The config resolved for its family: foreign keys refused, loss-implied defaults filled
-    (config.resolve), the shared checks, then the family's own cross-field rules. `explicit`: the
-    keys a recipe or --set named (default: the config's own record of them)."""
+    (config.resolve), the shared checks, then the family's own cross-field rules."""
     from .. import config as config_mod
 
-    explicit = config_mod.explicit_keys(cfg) if explicit is None else explicit
-    check_keys(cfg, explicit)  # first: a foreign key's own range check would be a confusing message
+    check_keys(cfg)  # first: a foreign key's own range check would be a confusing message
     cfg = config_mod.resolve(cfg)
-    check_keys(cfg, explicit)  # and the loss-implied values (wgan_gp: reg.gp_weight)
+    check_keys(cfg, f"loss.name={cfg.loss.name}")  # what resolve filled in: the loss-implied values
     family_of(cfg).validate(cfg)
     return cfg
 

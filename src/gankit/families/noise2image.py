@@ -162,7 +162,8 @@ def d_real(s: TrainState, b: Batch, keep_graph: bool) -> Tensor:
     reg = s.cfg.reg
     draw(s, b, keep_graph)
     noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
-    real = noisy(b.real, noise)
+    # both noises now, before D's forward draws dropout masks: the order the global RNG has always had
+    real, b.aux["noisy_fake"] = noisy(b.real, noise), noisy(b.fake.detach(), noise)
     lazy_r1 = reg.r1_gamma > 0 and s.d_steps % reg.r1_every == 0
     if lazy_r1:
         real = real.detach().requires_grad_(True)
@@ -175,9 +176,7 @@ def d_real(s: TrainState, b: Batch, keep_graph: bool) -> Tensor:
 
 def d_fake(s: TrainState, b: Batch) -> Tensor:
     """Keras' split update, second half: BCE on the same update's fakes."""
-    reg = s.cfg.reg
-    noise = R.instance_noise_std(s.step, reg.instance_noise, reg.instance_noise_steps)
-    logits = s.d_run(noisy(b.fake.detach(), noise)).float()
+    logits = s.d_run(b.aux.pop("noisy_fake")).float()
     loss = bce_fake(logits)
     b.out["d_fake"] = logits.detach().mean()
     b.d_loss = 0.5 * (b.aux.pop("loss_real") + loss)

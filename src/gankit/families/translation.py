@@ -28,6 +28,7 @@ class Translation(Family):
     """Shared by the four: A -> B data checks, A's channels and the scale frozen into the config."""
 
     translates = True
+    distributed = False  # CycleGAN's image pools and the translators' direct calls are per process
     needs = "paired"  # paired | any (unpaired A and B) | none (B alone)
     gen_keys = frozenset({"model.depth", "model.patch_layers", "model.norm_g", "model.norm_d", "model.init",
                           "loss.adv_weight"})
@@ -46,7 +47,11 @@ class Translation(Family):
             raise ConfigError(f"model {name} needs paired data (A/x.png with B/x.png); {cfg.data.source} is "
                               "unpaired (cyclegan learns from unpaired sets)")
         if data.a is not None and self.needs != "none":
-            cfg.model.in_channels = int(data.a.shape[1])
+            c = int(data.a.shape[1])
+            if cfg.model.in_channels not in (0, c):  # derived from the data: a different value would be ignored
+                raise ConfigError(f"model.in_channels={cfg.model.in_channels}, but {cfg.data.source}'s inputs A "
+                                  f"have {c} channels (leave it at 0: it is read from the data)")
+            cfg.model.in_channels = c
             self.check_sizes(cfg, data)
         return data
 
@@ -142,6 +147,9 @@ class SuperResolution(Translation):
         ha, hb = data.a.shape[-1], data.x.shape[-1]
         if hb % ha or data.x.shape[-2] * ha != data.a.shape[-2] * hb:
             raise ConfigError(f"srgan: B ({hb}px) must be a whole multiple of A ({ha}px) in both sides")
+        if cfg.model.scale not in (0, hb // ha):
+            raise ConfigError(f"model.scale={cfg.model.scale}, but {cfg.data.source} maps {ha}px to {hb}px "
+                              f"(x{hb // ha}; leave it at 0: it is read from the data)")
         cfg.model.scale = hb // ha
 
     def prepare(self, cfg: Config, data: Dataset) -> Dataset:

@@ -98,9 +98,9 @@ def features(net: SpeechCNN, img: Tensor) -> Tensor:
 RECOGNISER_STEPS = 800
 
 
-def load_recogniser(steps: int = RECOGNISER_STEPS, seed: int = 0) -> SpeechCNN:
-    """The recogniser trained on the training accents' clips, kept in the gankit cache
-    (trained on first use: about a minute on 2 cores)."""
+def load_recogniser(steps: int = 0, seed: int = 0) -> SpeechCNN:
+    """The recogniser trained on the training accents' clips (`steps`: 0 = RECOGNISER_STEPS), kept
+    in the gankit cache (trained on first use: about a minute on 2 cores)."""
     from safetensors.torch import load_file, save_file
 
     from ..config import DataConfig
@@ -108,6 +108,7 @@ def load_recogniser(steps: int = RECOGNISER_STEPS, seed: int = 0) -> SpeechCNN:
     from ..data.audio import CORPUS_VERSION
     from .cache import cache_dir
 
+    steps = steps or RECOGNISER_STEPS
     path = cache_dir().parent / "speech" / f"recogniser-{CORPUS_VERSION}-{steps}-{seed}.safetensors"
     net = SpeechCNN()
     if path.is_file():

@@ -68,11 +68,10 @@ def free_cores() -> int:
         return os.cpu_count() or 1
 
 
-def prepare(cfg: Config, explicit: set[str] | None = None) -> tuple[Config, Dataset]:
-    """Resolve the config, check its keys against its family's (`explicit`: the keys a recipe or
-    --set named; None takes the config's own record), build the data and let the family check it
-    and freeze what it derives from it."""
-    cfg = resolve_for_family(cfg, explicit)
+def prepare(cfg: Config) -> tuple[Config, Dataset]:
+    """Resolve the config for its family (foreign keys refused), build the data and let the
+    family check it and freeze what it derives from it."""
+    cfg = resolve_for_family(cfg)
     data = build_data(cfg.data)
     return cfg, family_of(cfg).prepare(cfg, data)
 
@@ -173,9 +172,9 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
     x = precision.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
     if isinstance(x, Streamed):  # a prepared memory-mapped set: worker processes read the next batches
         x.stream(_upcoming(state), workers=t.workers)
+    if world.active and not state.family.distributed:
+        raise ConfigError(f"model {cfg.model.name} ({state.family.name}) trains in one process, not {world.size}")
     if state.task:
-        if world.active:
-            raise ConfigError(f"model {cfg.model.name} (image-to-image) trains in one process, not {world.size}")
         if data.a is not None:
             state.inputs = precision.to_layout(data.a.to(state.device), t.channels_last)
     if data.cond is not None:
