@@ -11,6 +11,7 @@ The shape follows NVlabs stylegan2-ada-pytorch's `accumulate_gradients` (phases 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,7 @@ SHARED = {
 }
 
 
-class Family:
+class Family(ABC):
     """Subclass per kind of GAN; register an instance in `families`."""
 
     name: str = ""
@@ -97,7 +98,8 @@ class Family:
     doc: str = ""
 
     def validate(self, cfg: Config) -> None:
-        """Cross-field rules of this family's options (after the shared checks)."""
+        """Cross-field rules of this family's options (after the shared checks); none by default."""
+        return None
 
     def prepare(self, cfg: Config, data: Dataset) -> Dataset:
         """Check the data has what the family needs; freeze data-derived options into cfg."""
@@ -108,11 +110,13 @@ class Family:
         return False
 
     def init(self, s: TrainState, data: Dataset) -> None:
-        """A new run's nets, before the first update (not on resume: the checkpoint has them)."""
+        """A new run's nets, before the first update (not on resume: the checkpoint has them);
+        nothing by default."""
+        return None
 
+    @abstractmethod
     def phases(self, cfg: Config) -> list[Phase]:
         """The phases of one update, in order; built once per run."""
-        raise NotImplementedError
 
     def preview(self, s: TrainState, data: Dataset, fixed_z: Tensor) -> Any:
         """The training grid (a PIL image), or None for the core's default."""

@@ -8,6 +8,7 @@ the pixel-loss baselines, D never trained. A inputs are `Batch.inputs`, B target
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 import torch
@@ -86,11 +87,13 @@ class Translation(Family):
         return evaluate_task(g, n, seed)
 
     # each family's two phases
+    @abstractmethod
     def d_main(self, s: TrainState, b: Batch) -> Tensor:
-        raise NotImplementedError
+        """D's adversarial loss on this update's batch (drawing it and G's outputs)."""
 
+    @abstractmethod
     def g_main(self, s: TrainState, b: Batch) -> Tensor:
-        raise NotImplementedError
+        """G's loss: adversarial + the family's pixel terms."""
 
 
 def _pair(s: TrainState, b: Batch) -> None:

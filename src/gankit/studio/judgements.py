@@ -10,14 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from .app import (
-    Studio,
-    Vote,
-    _label,
-    _pair_results,
-    _png,
-    _turing_results,
-)
+from .app import Studio, Vote, _label, _pair_results, _png, _turing_results
 from .db import now
 
 

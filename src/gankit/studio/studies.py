@@ -12,20 +12,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from .app import (
-    Consent,
-    NewStudy,
-    Studio,
-    _pair_results,
-    _turing_results,
-)
+from .app import Consent, NewStudy, Studio, _pair_results, _turing_results
 from .db import now
 
 
 def router(ctx: Studio) -> APIRouter:
     r = APIRouter()
 
-    # --- user studies --------------------------------------------------------------------------
     @r.post("/api/studies")
     def create_study(s: NewStudy) -> dict[str, Any]:
         names = ctx.image_runs(s.runs)
