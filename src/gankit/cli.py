@@ -274,8 +274,9 @@ def cmd_list(a: argparse.Namespace) -> int:
         for name in _ORDER:
             print(f"{name:14s} {formats.doc(name)}")
     elif what == "families":
-        from .families import families
+        from .families import SHARED, families
 
+        print(f"{'(every family)':14s} shared options: {', '.join(sorted(SHARED - {'recipe'}))}")
         for name in families:
             fam = families.get(name)
             nets = ", ".join(fam.models) or "every other net"
