@@ -10,11 +10,10 @@ from torch import Tensor
 
 from . import config as config_mod
 from .errors import GankitError
-from .nets import build as build_nets
 from .nets.conditional import default_labels
 from .training.loop import Callback, RunResult, fit
 from .training.loop import resume as resume_run
-from .training.state import model_hash, read_checkpoint
+from .training.state import model_hash
 
 
 def make_config(recipe: str | None = None, data: str | None = None, overrides: Sequence[str] = (),
@@ -210,17 +209,11 @@ def _checkpoint_path(run: str | Path) -> Path:
 
 def load(run: str | Path, ema: bool = True) -> Generator:
     """Load the generator of a run folder (or a checkpoint file). EMA weights by default."""
-    from .checkpoint import load_module
+    from .nets.registry import from_checkpoint
 
-    path = _checkpoint_path(run)
-    ck = read_checkpoint(path)
-    cfg = config_mod.from_dict(ck["config"])
-    shape = tuple(ck["shape"])
-    g, _ = build_nets(cfg.model, shape)
-    use_ema = ema and ck.get("g_ema") is not None
-    load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
-    gen = Generator(g, cfg, shape, int(ck["step"]), use_ema)
-    gen.path = path  # the checkpoint it came from (families that score with D read it again)
+    nets = from_checkpoint(_checkpoint_path(run), ema)
+    gen = Generator(nets.g, nets.cfg, nets.shape, nets.step, nets.ema)
+    gen.path = nets.path  # the checkpoint it came from (families that score with D read it again)
     return gen
 
 

@@ -5,6 +5,6 @@ recognised from a path (image folder, IDX file, .npy/.npz). No torchvision.
 """
 
 from . import audio, paired  # noqa: F401  (register the spoken digits and the image-to-image built-ins)
-from .core import Dataset, adapt, build, datasets
+from .core import Dataset, adapt, build, datasets, held_out
 
-__all__ = ["Dataset", "adapt", "build", "datasets"]
+__all__ = ["Dataset", "adapt", "build", "datasets", "held_out"]

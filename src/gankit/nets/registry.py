@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,6 +54,36 @@ def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     g.z_dim = cfg.z_dim
     g.out_shape = shape
     return g, d
+
+
+@dataclass
+class RunNets:
+    """A run's nets rebuilt from its checkpoint: G (the EMA weights when asked and present) and D,
+    in eval mode, with the config and data shape they were built from."""
+
+    cfg: Any
+    shape: tuple[int, ...]
+    step: int
+    g: nn.Module
+    d: nn.Module
+    ema: bool
+    path: Path
+
+
+def from_checkpoint(path: Path, ema: bool = True) -> RunNets:
+    """The nets of the checkpoint at `path`; one-line CheckpointErrors for a foreign, damaged or
+    mismatched file (checkpoint.py)."""
+    from ..checkpoint import load_module, read_checkpoint
+    from ..config import from_dict
+
+    ck = read_checkpoint(path)
+    cfg = from_dict(ck["config"])
+    shape = tuple(ck["shape"])
+    g, d = build(cfg.model, shape)
+    use_ema = ema and ck.get("g_ema") is not None
+    load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
+    load_module(d, ck["d"], "D", path)
+    return RunNets(cfg, shape, int(ck["step"]), g.eval(), d.eval(), use_ema, path)
 
 
 def count_params(m: nn.Module) -> int:

@@ -56,20 +56,16 @@ def run(settings: Settings = REDUCED, save: Path | None = None, log: Callable[[s
     for every word and spectrograms.png."""
     import gankit
 
-    from ..data.audio import corpus, griffin_lim
-    from ..metrics.captions import spread
-    from ..metrics.speech import features, load_recogniser, score
-    from ..metrics.speech import to_image as mel
+    from ..data.audio import corpus, griffin_lim, to_image
+    from ..metrics.speech import load_recogniser, score, training_reference
 
     data = corpus(log=log)
     tr, te = ~data["test"], data["test"]
     recogniser = load_recogniser(settings.clf_steps)
-    f_train = torch.cat([features(recogniser, mel(data["wav"][tr][i: i + 256]))
-                         for i in range(0, int(tr.sum()), 256)])
-    ref = spread(f_train, data["word"][tr])  # diversity 1 = as varied as the training clips
+    f_train, ref = training_reference(recogniser)  # diversity 1 = as varied as the training clips
     rows = [{"source": "real speech, held-out accents", "seed": 0,
              **score(recogniser, data["wav"][te], data["word"][te], f_train, ref)}]
-    vocoded = griffin_lim(mel(data["wav"][te]), settings.gl_iters)
+    vocoded = griffin_lim(to_image(data["wav"][te]), settings.gl_iters)
     rows.append({"source": "held-out speech through mel + Griffin-Lim", "seed": 0,
                  **score(recogniser, vocoded, data["word"][te], f_train, ref)})
     log(f"recogniser: WER {rows[0]['wer']:.3f} on held-out accents, {rows[1]['wer']:.3f} after Griffin-Lim")

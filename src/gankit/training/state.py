@@ -88,19 +88,18 @@ class TrainState:
     inputs: Tensor | None = None  # image-to-image: the inputs A (on the device); the step's data are B
     cond: Tensor | None = None  # per-example conditions of the data (caption levels), on the device
     aux: dict[str, Any] = field(default_factory=dict)  # per-process helpers (feature net, image pools)
-    task: bool = field(init=False)  # an image-to-image model (pix2pix, srgan, inpaint, cyclegan), not z -> x
 
     def __post_init__(self) -> None:
         self.family = family_of(self.cfg)
         self.phases = self.family.phases(self.cfg)  # once per run, not in every step
-        self.task = self.family.translates
         self.g_run = self.g_run or self.g
         self.d_run = self.d_run or self.d
         self.d_params = list(self.d.parameters())  # toggled every step; a module walk costs ~7 % of a toy step
-        # per phase that trains one part of G: the rest of G, frozen while it runs
-        self.frozen = {p.name: [q for n, q in self.g.named_parameters()
-                                if q.requires_grad and not n.startswith(p.only + ".")]
-                       for p in self.phases if p.only and p.net == "g"}
+        # per G phase, what it freezes: D's parameters (G's loss needs D's input gradients, not its
+        # weights'), and with `only` the rest of G; listed once, not per step
+        self.frozen = {p.name: self.d_params + [q for n, q in self.g.named_parameters()
+                                                if p.only and q.requires_grad and not n.startswith(p.only + ".")]
+                       for p in self.phases if p.net == "g"}
 
     # Batches are drawn for the global batch on every process and sliced (distributed.shard), so
     # N processes see exactly the examples and z one process would.
@@ -118,6 +117,11 @@ class TrainState:
     def batch_indices(self, n: int) -> Tensor:
         """The next n data indices of the epoch (this process's slice of them)."""
         return distributed.shard(self.sampler.next(n), self.world)
+
+    @property
+    def task(self) -> bool:
+        """An image-to-image model (pix2pix, srgan, inpaint, cyclegan), not z -> x."""
+        return self.family.translates
 
     @property
     def acgan(self) -> bool:

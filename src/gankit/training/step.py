@@ -52,9 +52,7 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
                         R.clip_weights(s.d, s.cfg.reg.weight_clip)
                     s.d_steps += 1
             else:
-                # G's loss needs D's input gradients, not its weights' (nor those of G's parts
-                # that this phase does not train)
-                frozen = s.d_params + s.frozen.get(phase.name, [])
+                frozen = s.frozen[phase.name]  # D's weights (and G's parts the phase does not train)
                 _requires_grad(frozen, False)
                 try:
                     loss = phase.loss(s, b)
