@@ -5,6 +5,7 @@ naming the first mismatch. Below training/ so that families and the API can read
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,25 @@ def load_module(m: nn.Module, sd: dict[str, Tensor], what: str, path: Path) -> N
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temp file in the same folder, fsync, rename: a crash never leaves half a file,
+    and a failed write (a full disk, a folder we may not write) leaves the previous file as it
+    was and raises CheckpointError naming the path and the cause."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as RuntimeError, without errno
+        cause = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        try:
+            free = shutil.disk_usage(path.parent).free
+            cause += f"; {free / 2**20:.0f} MiB free on that disk"
+        except OSError:
+            pass
+        raise CheckpointError(f"{path}: cannot write it ({cause}); the previous file there is kept") from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -387,10 +387,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _notes() -> None:
+    """What the library says about the user's input (`data.images.note`) reaches stderr as `note: ...`."""
+    notes = logging.getLogger("gankit.note")
+    if not notes.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("note: %(message)s"))
+        notes.addHandler(h)
+    notes.setLevel(logging.INFO)
+    notes.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc's relaunch under torchrun
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    _notes()
     try:
         return args.func(args)
     except GankitError as e:
@@ -399,3 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the environment, not the input: a full disk, a folder we may not write
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        # Input checks live where input enters (config, data, checkpoints): reaching here is a
+        # gankit bug. One line by default; the traceback with -v, for the report.
+        if args.verbose:
+            raise
+        print(f"error: internal error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+              "please report it with the traceback that `gankit -v ...` prints", file=sys.stderr)
+        return 3

@@ -12,19 +12,30 @@ from typing import Any
 from .errors import GankitError
 
 
-def _read_image(path: Path, channels: int) -> Any:
+def _read_image(path: Path, channels: int, report: Any = None) -> Any:
+    """One input image (decoded by the rules of data.images) as a float tensor (C,H,W) in [-1, 1]."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise GankitError(f"{path}: cannot read image ({type(e).__name__})") from None
     import torch
 
+    from .data.images import decode
+
+    arr = np.asarray(decode(path, 1 if channels == 1 else 3, report), dtype=np.float32)
     t = torch.from_numpy(arr / 127.5 - 1)
     return t[None] if channels == 1 else t.permute(2, 0, 1)
+
+
+def _inputs(src: Path) -> tuple[list[Path], Any]:
+    """The images a command reads: the file itself, or the images in a folder (not its
+    sub-folders; hidden files skipped), with the Report their decoding fills."""
+    from .data.images import Report, list_images
+
+    if not src.exists():
+        raise GankitError(f"{src}: no such image or folder")
+    report = Report()
+    files = list_images(src, recursive=False, report=report) if src.is_dir() else [src]
+    if not files:
+        raise GankitError(f"{src}: no images found")
+    return files, report
 
 
 def cmd_translate(a: argparse.Namespace) -> int:
@@ -32,7 +43,6 @@ def cmd_translate(a: argparse.Namespace) -> int:
     import torch
 
     from . import api
-    from .data.files import IMAGE_SUFFIXES
     from .monitor.images import grid, save_png
 
     g = api.load(a.run, ema=not a.no_ema)
@@ -40,11 +50,7 @@ def cmd_translate(a: argparse.Namespace) -> int:
     if g.cfg.model.name not in want:
         raise GankitError(f"{a.run} is a {g.cfg.model.name} run; gankit {a.cmd} needs a {' or '.join(want)} run")
     src, out = Path(a.input), Path(a.out)
-    if not src.exists():
-        raise GankitError(f"{src}: no such image or folder")
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
-    if not files:
-        raise GankitError(f"{src}: no images found")
+    files, report = _inputs(src)
     cin = g.cfg.model.in_channels or g.shape[0]
     mask = None
     if a.cmd == "inpaint":
@@ -53,7 +59,7 @@ def cmd_translate(a: argparse.Namespace) -> int:
         mask = (_read_image(Path(a.mask), 1) > 0).float()[None]
     info = {"model_hash": g.hash, "run": str(a.run), "step": str(g.step)}
     for p in files:
-        x = _read_image(p, cin)[None]
+        x = _read_image(p, cin, report)[None]
         if mask is not None and mask.shape[-2:] != x.shape[-2:]:
             raise GankitError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but {p.name} is {x.shape[-1]}x{x.shape[-2]}")
         if g.cfg.model.name == "cyclegan" and (x.shape[-1] % 4 or x.shape[-2] % 4):
@@ -64,6 +70,7 @@ def cmd_translate(a: argparse.Namespace) -> int:
         if dest.suffix.lower() != ".png":
             dest = dest.with_suffix(".png")
         save_png(grid(y, pad=0), dest, info | {"input": p.name})
+    report.say(str(src), len(files))
     print(f"wrote {len(files)} image(s) to {out}")
     return 0
 
@@ -116,7 +123,6 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     """Score images with a GANomaly or f-AnoGAN run (`gankit train ganomaly_mnist`)."""
     import torch
 
-    from .data.files import IMAGE_SUFFIXES
     from .families.anomaly import Detector
 
     run = Path(a.model)
@@ -127,15 +133,15 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
         raise GankitError(f"{run}: no such run folder")
     det = Detector(run, ema=not a.no_ema)
     src = Path(a.images)
-    if not src.exists():
-        raise GankitError(f"{src}: no such image or folder")
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
-    if not files:
-        raise GankitError(f"{src}: no images found")
-    x = torch.stack([_read_image(p, 1) for p in files])
-    if x.shape[-2:] != (28, 28):
-        raise GankitError(f"anomaly models score 28x28 grayscale digits; {files[0].name} is "
-                          f"{x.shape[-1]}x{x.shape[-2]}")
+    files, report = _inputs(src)
+    images = [_read_image(p, 1, report) for p in files]
+    wrong = next((p for p, im in zip(files, images, strict=True) if im.shape[-2:] != (28, 28)), None)
+    if wrong is not None:
+        im = images[files.index(wrong)]
+        raise GankitError(f"anomaly models score 28x28 grayscale digits; {wrong.name} is "
+                          f"{im.shape[-1]}x{im.shape[-2]}")
+    x = torch.stack(images)
+    report.say(str(src), len(files))
     scores = det.score(x)
     thr = det.threshold if a.threshold is None else a.threshold
     print(f"# {det.method} run of normal class {det.normal_class}; threshold {thr:.6g} "

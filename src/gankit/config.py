@@ -361,6 +361,13 @@ def validate(cfg: Config) -> Config:
             f"data.source {src!r} is neither a registered dataset ({', '.join(datasets.names())}) "
             "nor an existing path"
         )
+    import math
+
+    for sec in SECTIONS:  # NaN passes every `< 0` check below, so finiteness comes first
+        for f in fields(getattr(cfg, sec)):
+            v = getattr(getattr(cfg, sec), f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{sec}.{f.name} must be a finite number, got {v}")
     positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
                 "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g", "model.grow_steps",
                 "model.patch_layers"]
@@ -378,6 +385,8 @@ def validate(cfg: Config) -> Config:
         "reg.drift", "reg.mode_seeking",
         "loss.gman_lambda", "model.mapping", "model.in_channels", "model.scale", "loss.adv_weight",
         "loss.l1_weight", "loss.cycle_weight", "loss.identity_weight", "loss.feature_weight", "model.dropout_g",
+        "anomaly.rec_weight", "anomaly.latent_weight", "anomaly.adv_weight", "anomaly.gan_steps",
+        "anomaly.feature_weight", "text.mode_seeking", "text.encoder_steps", "model.bn_momentum",
     ]
     for key in non_negative:
         sec, k = key.split(".")
@@ -404,6 +413,14 @@ def validate(cfg: Config) -> Config:
     dev = cfg.train.device
     if not (dev in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", dev)):
         raise ConfigError(f"train.device={dev!r} is not one of auto, cpu, cuda, cuda:N")
+    if cfg.optim.eps <= 0:
+        raise ConfigError(f"optim.eps must be > 0, got {cfg.optim.eps}")
+    if not 0 <= cfg.model.dropout_g < 1:
+        raise ConfigError(f"model.dropout_g must be in [0, 1), got {cfg.model.dropout_g}")
+    if not 0 <= cfg.text.keep_word <= 1:
+        raise ConfigError(f"text.keep_word must be in [0, 1], got {cfg.text.keep_word}")
+    if not 0 <= cfg.model.bn_momentum <= 1:
+        raise ConfigError(f"model.bn_momentum must be in [0, 1], got {cfg.model.bn_momentum}")
     if cfg.optim.lr_decay == "exp" and not 0 < cfg.optim.decay_gamma <= 1:
         raise ConfigError(f"optim.decay_gamma must be in (0, 1], got {cfg.optim.decay_gamma}")
     return cfg

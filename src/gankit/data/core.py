@@ -33,6 +33,9 @@ class Dataset:
             raise DataError(f"dataset {self.name} is empty")
         if self.y is not None and len(self.y) != len(self.x):
             raise DataError(f"dataset {self.name}: {len(self.x)} examples but {len(self.y)} labels")
+        if self.y is not None and len(self.y) and int(self.y.min()) < 0:
+            raise DataError(f"dataset {self.name}: labels must be class numbers 0, 1, 2, ..., "
+                            f"found {int(self.y.min())}")
         if self.a is not None and self.paired and len(self.a) != len(self.x):
             raise DataError(f"dataset {self.name}: {len(self.a)} inputs A but {len(self.x)} targets B; "
                             "paired data needs one A per B")

@@ -17,8 +17,7 @@ import torch
 from ..errors import DataError
 from ..registry import Registry
 from .core import Dataset, from_uint8
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+from .images import IMAGE_SUFFIXES, Report, decode, list_images
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,37 @@ def _prepared(path: Path, cfg: Any) -> Dataset:
     return load_prepared(path)
 
 
+def class_indices(labels: np.ndarray, path: Path, key: str = "labels") -> tuple[torch.Tensor, list[str]]:
+    """A file's labels as class indices 0..K-1 and the class names. Labels must be whole,
+    non-negative numbers (DataError naming the first bad ones otherwise; -1 often marks
+    "unlabelled", which is not a class). Labels that skip values (1..3, or 0 and 255) are mapped
+    to 0..K-1 in order, their values kept as the class names, and the mapping is said."""
+    from .images import note
+
+    a = np.asarray(labels).reshape(-1)
+    if a.size == 0:
+        raise DataError(f"{path}: {key} is empty")
+    if a.dtype.kind not in "uif":
+        raise DataError(f"{path}: {key} must hold class numbers, got dtype {a.dtype}")
+    bad = ~np.isfinite(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
+    if a.dtype.kind == "f":
+        bad |= np.isfinite(a) & (a != np.round(np.nan_to_num(a)))
+    bad |= np.nan_to_num(a, nan=0.0) < 0
+    if bad.any():
+        shown = ", ".join(f"{v:g}" for v in np.unique(a[bad])[:5])
+        raise DataError(f"{path}: {key} holds {shown} ({int(bad.sum())} of {a.size} examples); labels must be "
+                        "class numbers 0, 1, 2, ... (drop unlabelled examples, or leave the labels out)")
+    a = a.astype(np.int64)
+    values = np.unique(a)
+    if values[-1] != len(values) - 1:  # values skip some numbers: map to 0..K-1, in order
+        classes = [str(v) for v in values]
+        shown = ", ".join(f"{v}->{i}" for i, v in enumerate(values[:6])) + (", ..." if len(values) > 6 else "")
+        note(f"{path}: {len(values)} classes with labels {values[0]}..{values[-1]}; mapped to class indices "
+             f"0..{len(values) - 1} ({shown}), the labels kept as class names")
+        return torch.from_numpy(np.searchsorted(values, a)), classes
+    return torch.from_numpy(a), [str(i) for i in range(len(values))]
+
+
 # --- IDX (the MNIST file format) -------------------------------------------------------------
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -138,17 +168,22 @@ def load_idx(path: Path) -> Dataset:
         labels = _read_idx(lp)
         if labels.ndim != 1 or len(labels) != len(x):
             raise DataError(f"{lp}: {labels.shape} labels do not match {len(x)} images in {path.name}")
-        y = torch.from_numpy(labels.astype(np.int64))
-    classes = [str(i) for i in range(int(y.max()) + 1)] if y is not None else None
+        y, classes = class_indices(labels, lp)
+    else:
+        classes = None
     return Dataset(from_uint8(x[:, None]), y, path.name, classes)
 
 
 # --- image folders ---------------------------------------------------------------------------
 
 def load_folder(root: Path, image_size: int = 0) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+    """Every image under `root` (decoded by `data.images.decode`: bit depth, orientation and
+    transparency as their owners see them; hidden entries skipped), labelled by class sub-folder
+    when every image sits in one."""
+    from PIL import Image
 
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    report = Report()
+    files = list_images(root, report=report)
     if not files:
         raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     # labels from sub-folder names, but only when every image sits in a class folder
@@ -157,13 +192,7 @@ def load_folder(root: Path, image_size: int = 0) -> Dataset:
     classes = sorted({parts[0] for parts in parents}) if labelled else None
     images, sizes, gray = [], {}, True
     for p in files:
-        try:
-            with Image.open(p) as im:
-                im.load()
-                mode = im.mode
-                im = im.convert("L" if mode in ("1", "L", "I", "I;16", "F") else "RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise DataError(f"{p}: cannot read image ({type(e).__name__}: {e})") from None
+        im = decode(p, 0, report)
         if im.mode == "RGB":
             gray = False
         if image_size:
@@ -178,6 +207,7 @@ def load_folder(root: Path, image_size: int = 0) -> Dataset:
                     "set data.image_size (or --set data.image_size=N) to resize all images"
                 )
         images.append(im)
+    report.say(str(root), len(files))
     arrs = [np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8) for im in images]
     a = np.stack(arrs)
     a = a[:, None] if gray else a.transpose(0, 3, 1, 2)
@@ -195,6 +225,13 @@ def _to_nchw(a: np.ndarray, path: Path) -> np.ndarray:
         return a[:, None]
     if a.ndim == 4:
         if a.shape[1] in (1, 3):
+            if a.shape[3] in (1, 3):  # both readings possible: say which one
+                from .images import note
+
+                n, c, h, w = a.shape
+                note(f"{path}: shape {a.shape} read channels-first: {n} images of {c} channel(s), {h}x{w} pixels; "
+                     f"for {n} images of {w} channel(s), {c}x{h} pixels (channels last), save it as "
+                     f"(N,C,H,W) = {(n, w, c, h)}")
             return a
         if a.shape[3] in (1, 3):
             return a.transpose(0, 3, 1, 2)
@@ -213,7 +250,7 @@ def load_array(path: Path) -> Dataset:
         obj = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read array ({e})") from None
-    y = None
+    y, classes = None, None
     if isinstance(obj, np.lib.npyio.NpzFile):
         with obj:
             keys = list(obj.keys())
@@ -223,7 +260,7 @@ def load_array(path: Path) -> Dataset:
             a = obj[xk]
             yk = next((k for k in ("y", "labels") if k in keys), None)
             if yk is not None:
-                y = torch.from_numpy(obj[yk].astype(np.int64).reshape(-1))
+                y, classes = class_indices(obj[yk], path, yk)
     else:
         a = obj
     if a.size == 0:
@@ -232,7 +269,6 @@ def load_array(path: Path) -> Dataset:
         raise DataError(f"{path}: expected a numeric array, got dtype {a.dtype}")
     if not np.isfinite(a).all():
         raise DataError(f"{path}: the array holds NaN or infinite values")
-    classes = [str(i) for i in range(int(y.max()) + 1)] if y is not None else None
     if a.ndim == 2:  # points, e.g. the user's own 2-D toy data: used as they are
         return Dataset(torch.from_numpy(a.astype(np.float32)), y, path.name, classes)
     a = _to_nchw(a, path)

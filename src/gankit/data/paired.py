@@ -122,10 +122,11 @@ def _colorize(cfg: Any) -> Dataset:
 
 def load_ab_folder(root: Path) -> Dataset:
     """`root/A` and `root/B`: paired by file name, or unpaired when no names agree."""
-    from .files import IMAGE_SUFFIXES, load_folder
+    from .files import load_folder
+    from .images import list_images
 
     def names(d: Path) -> dict[str, Path]:
-        return {p.relative_to(d).as_posix(): p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+        return {p.relative_to(d).as_posix(): p for p in list_images(d)}
 
     na, nb = names(root / "A"), names(root / "B")
     common = set(na) & set(nb)

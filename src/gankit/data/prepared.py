@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing as mp
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,23 +48,24 @@ def is_prepared(path: Path) -> bool:
         return False
 
 
-def _load_one(args: tuple[str, int, int]) -> np.ndarray:
-    """One image file -> uint8 (C,S,S): resized to cover SxS, centre-cropped (aspect kept)."""
-    from PIL import Image, UnidentifiedImageError
+def _load_one(args: tuple[str, int, int]) -> tuple[np.ndarray, Counter]:
+    """One image file -> uint8 (C,S,S), resized to cover SxS and centre-cropped (aspect kept),
+    and what decoding it did (data.images' counters, summed over the set by the caller)."""
+    from PIL import Image
+
+    from .images import Report, decode
 
     path, size, channels = args
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            w, h = im.size
-            scale = size / min(w, h)
-            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.LANCZOS)
-            w, h = im.size
-            left, top = (w - size) // 2, (h - size) // 2
-            a = np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
-    return a[None] if channels == 1 else a.transpose(2, 0, 1)
+    report = Report()
+    im = decode(Path(path), channels, report)
+    w, h = im.size
+    scale = size / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.LANCZOS)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    a = np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    counts = report.count + Counter({f"mode:{m}": 1 for m in report.modes})
+    return (a[None] if channels == 1 else a.transpose(2, 0, 1)), counts
 
 
 def prepare_folder(root: Path, out: Path, size: int, channels: int = 0, workers: int = 0,
@@ -72,7 +74,7 @@ def prepare_folder(root: Path, out: Path, size: int, channels: int = 0, workers:
     channels 0 = RGB if any image is colour, else grayscale (decided from the first 100 files)."""
     from PIL import Image
 
-    from .files import IMAGE_SUFFIXES
+    from .images import GREY_MODES, IMAGE_SUFFIXES, Report, list_images
 
     root, out = Path(root), Path(out)
     if not root.is_dir():
@@ -81,7 +83,8 @@ def prepare_folder(root: Path, out: Path, size: int, channels: int = 0, workers:
         raise DataError(f"{out}: the output must be a .npy file")
     if size < 4:
         raise DataError(f"--size must be at least 4, got {size}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    report = Report()
+    files = list_images(root, report=report)
     if not files:
         raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     parts = [p.relative_to(root).parts for p in files]
@@ -94,27 +97,35 @@ def prepare_folder(root: Path, out: Path, size: int, channels: int = 0, workers:
                     mode = im.mode
             except (OSError, ValueError):  # reported by name when the image is decoded below
                 continue
-            if mode not in ("1", "L", "I", "I;16", "F", "LA"):
+            if mode not in GREY_MODES:
                 channels = 3
                 break
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), channels, size, size))
     jobs = [(str(p), size, channels) for p in files]
     t0 = time.perf_counter()
     workers = workers or max(1, min(len(files) // 256, mp.cpu_count()))
-    if workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:  # decoding is CPU-bound: processes, not threads
-            for i, a in enumerate(pool.imap(_load_one, jobs, chunksize=64)):
-                arr[i] = a
-                if progress and i % 1000 == 0:
-                    progress(i, len(files))
-    else:
-        for i, job in enumerate(jobs):
-            arr[i] = _load_one(job)
-    arr.flush()
-    del arr
-    tmp.replace(out)  # the array appears whole or not at all
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), channels, size, size))
+        if workers > 1:
+            with mp.get_context("spawn").Pool(workers) as pool:  # decoding is CPU-bound: processes, not threads
+                for i, (a, counts) in enumerate(pool.imap(_load_one, jobs, chunksize=64)):
+                    arr[i] = a
+                    report.add(counts)
+                    if progress and i % 1000 == 0:
+                        progress(i, len(files))
+        else:
+            for i, job in enumerate(jobs):
+                arr[i], counts = _load_one(job)
+                report.add(counts)
+        arr.flush()
+        del arr
+        tmp.replace(out)  # the array appears whole or not at all
+    except OSError as e:  # a full disk or a folder we may not write: one line, nothing left behind
+        raise DataError(f"{out}: cannot write the prepared set ({e.strerror or e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    report.say(str(root), len(files))
     if classes is not None:
         index = {c: i for i, c in enumerate(classes)}
         np.save(labels_path(out), np.array([index[q[0]] for q in parts], dtype=np.int64))

@@ -18,7 +18,7 @@ def _clean(v: Any) -> Any:
 
 
 class RunLog:
-    def __init__(self, out: Path, tensorboard: bool) -> None:
+    def __init__(self, out: Path, tensorboard: bool, purge_step: int | None = None) -> None:
         self.path = out / "log.jsonl"
         self._f = open(self.path, "a", buffering=1)  # line-buffered: a crash loses at most one row
         self._tb = None
@@ -26,7 +26,7 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(out / "tb"))
+                self._tb = SummaryWriter(str(out / "tb"), purge_step=purge_step)
             except ImportError:  # tensorboard is optional; the JSONL log is the record
                 log.info("tensorboard not installed; logging to log.jsonl only")
 

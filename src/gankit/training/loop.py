@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 
 from .. import config as config_mod
-from ..checkpoint import save_atomic
+from ..checkpoint import read_checkpoint, save_atomic
 from ..config import Config
 from ..data import Dataset
 from ..data import build as build_data
@@ -27,7 +28,7 @@ from ..monitor.card import write_card
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
-from . import autotune, distributed, precision
+from . import autotune, distributed, precision, rundir
 from .evalhook import periodic_eval
 from .state import Sampler, TrainState, model_hash, new_state, state_from_checkpoint
 from .step import StepOutput, train_step
@@ -77,47 +78,125 @@ def prepare(cfg: Config) -> tuple[Config, Dataset]:
 
 
 def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunResult:
-    """Train a new run from a config into the folder `out`."""
+    """Train a new run from a config into the folder `out`.
+
+    Bad input (config, data) is refused before the folder is made; a folder holding another
+    run, or in use by one, is refused (ConfigError); a run that fails before it trained leaves
+    nothing behind."""
     out = Path(out)
-    if (out / "checkpoints" / "latest.pt").exists():
-        raise ConfigError(f"{out} already holds a run; resume it with --resume {out} or choose another --out")
+    if (out / "checkpoints" / "latest.pt").exists():  # the cheap check first: no data to build
+        rundir.check_new(out)
     cfg, data = prepare(cfg)
     world = _join(cfg)
-    # rank 0 times the candidates and every process takes its choice, so all compute alike
-    family = family_of(cfg)
-    tuned = distributed.broadcast(
-        autotune.autotune(cfg, data.x, data.y if family.uses_labels(cfg) else None, data.a, data.cond)
-        if world.main else None, world)
-    cfg.train.device, cfg.train.precision, cfg.train.channels_last = (
-        str(precision.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
-    state = new_state(cfg, data.shape, len(data))
-    family.init(state, data)
+    created = not out.exists()
+    lock = None
     if world.main:
-        out.mkdir(parents=True, exist_ok=True)
-        config_mod.save(cfg, out / "config.yaml", run_keys(cfg))
-    return _run(state, data, out, callbacks, event="start", extra={"autotune": tuned})
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{out}: cannot make the run folder ({e.strerror or e})") from None
+        lock = rundir.RunLock(out).acquire()
+    try:
+        if world.main:
+            rundir.check_new(out)
+        # rank 0 times the candidates and every process takes its choice, so all compute alike
+        family = family_of(cfg)
+        tuned = distributed.broadcast(
+            autotune.autotune(cfg, data.x, data.y if family.uses_labels(cfg) else None, data.a, data.cond)
+            if world.main else None, world)
+        cfg.train.device, cfg.train.precision, cfg.train.channels_last = (
+            str(precision.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
+        state = new_state(cfg, data.shape, len(data))
+        family.init(state, data)
+        if world.main:
+            config_mod.save(cfg, out / "config.yaml", run_keys(cfg))
+        return _run(state, data, out, callbacks, event="start", extra={"autotune": tuned})
+    except BaseException as e:
+        # a run that stopped before its first checkpoint: a diverged one keeps its log as the
+        # record of what happened; any other failure leaves nothing of a folder it made
+        if world.main and created and not isinstance(e, TrainingDiverged) \
+                and not (out / "checkpoints" / "latest.pt").exists():
+            if lock is not None:
+                lock.release()
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] | tuple = ()) -> RunResult:
-    """Continue the run in `run_dir` exactly where its latest checkpoint stopped."""
+    """Continue the run in `run_dir` exactly where its latest checkpoint stopped.
+
+    Hand edits to the run's config.yaml are never silently lost: a changed key that a resume
+    may change (RESUMABLE, e.g. train.steps) is applied and logged; any other is refused
+    (ConfigError naming the keys)."""
     run_dir = Path(run_dir)
-    ck = run_dir / "checkpoints" / "latest.pt"
-    if not ck.exists():
-        raise ConfigError(f"{run_dir}: no checkpoint to resume (expected {ck})")
+    ck_path = run_dir / "checkpoints" / "latest.pt"
+    if not ck_path.exists():
+        raise ConfigError(f"{run_dir}: no checkpoint to resume (expected {ck_path})")
     for item in overrides:
         key = item.split("=", 1)[0].strip()
         if key not in RESUMABLE:
             raise ConfigError(f"cannot change {key} when resuming (it would not be the same run); "
                               f"allowed: {', '.join(sorted(RESUMABLE))}")
-    state = state_from_checkpoint(ck, overrides=list(overrides))
-    cfg, data = prepare(state.cfg)
-    state.cfg = cfg
-    if len(data) != state.sampler.n:
-        raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on {state.sampler.n}")
-    world = _join(cfg)
-    if world.main:
-        config_mod.save(cfg, run_dir / "config.yaml", run_keys(cfg))
-    return _run(state, data, run_dir, callbacks, event="resume")
+    world = distributed.from_env()
+    lock = rundir.RunLock(run_dir).acquire() if world.main else None
+    try:
+        ck = read_checkpoint(ck_path)
+        edits = _config_edits(run_dir, ck, overrides)
+        state = state_from_checkpoint(ck_path, overrides=[*edits, *overrides], ck=ck)
+        cfg, data = prepare(state.cfg)
+        state.cfg = cfg
+        if len(data) != state.sampler.n:
+            raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on "
+                              f"{state.sampler.n}")
+        world = _join(cfg)
+        extra: dict[str, Any] = {}
+        if world.main:
+            dropped = rundir.tidy_for_resume(run_dir, state.step)
+            extra = {k: v for k, v in (("config_edits", edits), ("dropped_log_rows", dropped)) if v}
+            config_mod.save(cfg, run_dir / "config.yaml", run_keys(cfg))
+        return _run(state, data, run_dir, callbacks, event="resume", extra=extra)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _config_edits(run_dir: Path, ck: dict[str, Any], overrides: list[str]) -> list[str]:
+    """`key=value` for each RESUMABLE key the user changed in config.yaml by hand (and did not
+    also --set); ConfigError naming any other changed key."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return []
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        edited = config_mod.from_dict(raw)
+    except (yaml.YAMLError, ConfigError, OSError) as e:
+        raise ConfigError(f"{path}: cannot read it ({str(e).splitlines()[0]}); restore it, or delete it to "
+                          "resume with the checkpoint's settings") from None
+    saved = config_mod.from_dict(ck["config"])
+    given = {item.split("=", 1)[0].strip() for item in overrides}
+    changed = {}
+    for sec, body in raw.items():
+        if not isinstance(body, dict):
+            continue
+        for k in body:
+            key = f"{sec}.{k}"
+            a, b = getattr(getattr(saved, sec), k), getattr(getattr(edited, sec), k)
+            if a != b and key not in given:
+                changed[key] = (a, b)
+    frozen = {k: v for k, v in changed.items() if k not in RESUMABLE}
+    if frozen:
+        shown = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} in config.yaml" for k, (a, b) in frozen.items())
+        raise ConfigError(f"{path} was edited after the checkpoint ({shown}); a resumed run continues as it "
+                          "was: restore the file, or start a new run with the new settings")
+    edits = [f"{k}={b}" for k, (_, b) in changed.items()]
+    for item in edits:
+        log.warning("applying the edit in %s: %s", path, item)
+    return edits
 
 
 def _join(cfg: Config) -> distributed.World:
@@ -168,7 +247,9 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
     cfg, t, world = state.cfg, state.cfg.train, state.world
     distributed.wrap(state)
     callbacks = callbacks if world.main else []  # only rank 0 reports, logs and writes files
-    runlog = RunLog(out, t.tensorboard) if world.main else _NoLog()
+    # a resumed run writes its steps after the checkpoint again: TensorBoard drops its old ones
+    runlog = RunLog(out, t.tensorboard, purge_step=state.step + 1 if event == "resume" else None) \
+        if world.main else _NoLog()
     x = precision.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
     if isinstance(x, Streamed):  # a prepared memory-mapped set: worker processes read the next batches
         x.stream(_upcoming(state), workers=t.workers)
@@ -213,7 +294,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
                 for cb in callbacks:
                     cb.on_step(state)
                 if logging_now:
-                    _check_finite(nonfinite, res, state, last_good, runlog)
+                    _check_finite(nonfinite, res, state, last_good, runlog, out)
                     now = time.perf_counter()
                     ips = window_steps * t.batch / max(now - t0, 1e-9)
                     row = _log_row(state, res, ips, now - start, collapse)
@@ -226,7 +307,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
                 if world.main and t.eval_every and state.step % t.eval_every == 0:
                     periodic_eval(state, data, out, runlog)
                 if t.ckpt_every and state.step % t.ckpt_every == 0:
-                    _check_finite(nonfinite, res, state, last_good, runlog)
+                    _check_finite(nonfinite, res, state, last_good, runlog, out)
                     _checkpoint(state, out, runlog)
                     last_good = state.step
                 # processes stop together: the first to see Ctrl-C or the time limit decides for all
@@ -239,7 +320,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
                     status = "time_limit"
                     break
             if res is not None and state.step > last_good:
-                _check_finite(nonfinite, res, state, last_good, runlog)
+                _check_finite(nonfinite, res, state, last_good, runlog, out)
             missing = not (out / "checkpoints" / "latest.pt").exists() if world.main else None
             if state.step > last_good or distributed.broadcast(missing, world):
                 _checkpoint(state, out, runlog)
@@ -275,13 +356,39 @@ def _upcoming(state: TrainState):
         yield distributed.shard(sampler.next(state.cfg.train.batch), state.world)
 
 
-def _check_finite(flag: torch.Tensor, res: StepOutput, state: TrainState, last_good: int, runlog: RunLog) -> None:
-    if distributed.any_true([bool(flag)], state.world)[0]:  # every process stops if any diverged
-        msg = (f"loss became non-finite (d_loss={float(res.d_loss):.4g}, g_loss={float(res.g_loss):.4g}) "
-               f"between steps {last_good} and {state.step}; stopped. The last good checkpoint "
-               f"(step {last_good}) is kept; try a lower learning rate, gradient clipping or a penalty")
+def _check_finite(flag: torch.Tensor, res: StepOutput, state: TrainState, last_good: int, runlog: RunLog,
+                  out: Path) -> None:
+    """Stop a diverged run: a non-finite loss since the last check, or (losses can stay finite
+    while Adam's state overflows: lr 100 left D's state all inf and the run "done") a non-finite
+    weight or optimiser state. Called at log rows and checkpoints only (a pass over the tensors)."""
+    what = ""
+    if bool(flag):
+        what = f"loss became non-finite (d_loss={float(res.d_loss):.4g}, g_loss={float(res.g_loss):.4g})"
+    else:
+        what = _nonfinite_state(state)
+    if distributed.any_true([bool(what)], state.world)[0]:  # every process stops if any diverged
+        if (out / "checkpoints" / "latest.pt").exists():
+            kept = f"the last good checkpoint (step {last_good}) is kept"
+        else:
+            kept = (f"no checkpoint was saved before it (the log is in {out / 'log.jsonl'}; delete {out} to "
+                    "start again)")
+        msg = (f"{what or 'another process diverged'} between steps {last_good} and {state.step}; stopped: "
+               f"{kept}; try a lower learning rate, gradient clipping or a penalty")
         runlog.write({"event": "diverged", "step": state.step, "message": msg})
         raise TrainingDiverged(msg)
+
+
+def _nonfinite_state(state: TrainState) -> str:
+    """The first net whose weights or optimiser state hold NaN/inf, in words; "" when all are finite."""
+    for name, net, opt in (("G", state.g, state.opt_g), ("D", state.d, state.opt_d)):
+        params = list(net.parameters())
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            return f"{name}'s weights became non-finite"
+        for group in opt.state.values():
+            for k, v in group.items():
+                if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                    return f"{name}'s optimiser state ({k}) became non-finite"
+    return ""
 
 
 def _log_row(state: TrainState, res: StepOutput, ips: float, elapsed: float,

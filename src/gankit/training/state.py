@@ -277,9 +277,11 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
     )
 
 
-def state_from_checkpoint(path: Path, n_data: int | None = None, overrides: list[str] = ()) -> TrainState:
-    """Rebuild a run's state from a checkpoint, with `overrides` (section.key=value) applied first."""
-    ck = read_checkpoint(path)
+def state_from_checkpoint(path: Path, n_data: int | None = None, overrides: list[str] = (),
+                          ck: dict[str, Any] | None = None) -> TrainState:
+    """Rebuild a run's state from a checkpoint, with `overrides` (section.key=value) applied first.
+    `ck`: the checkpoint already read from `path` (read here otherwise)."""
+    ck = ck if ck is not None else read_checkpoint(path)
     cfg = config_mod.from_dict(ck["config"])
     config_mod.apply_overrides(cfg, list(overrides))
     shape = tuple(ck["shape"])
