@@ -389,11 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _notes() -> None:
     """What the library says about the user's input (`data.images.note`) reaches stderr as `note: ...`."""
+    class Stderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            # sys.stderr looked up at each note, not bound once: it may be replaced (tests, notebooks)
+            print(f"note: {record.getMessage()}", file=sys.stderr)
+
     notes = logging.getLogger("gankit.note")
-    if not notes.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("note: %(message)s"))
-        notes.addHandler(h)
+    if not any(type(h).__name__ == "Stderr" for h in notes.handlers):
+        notes.addHandler(Stderr())
     notes.setLevel(logging.INFO)
     notes.propagate = False
 
