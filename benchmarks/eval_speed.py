@@ -20,7 +20,7 @@ from gankit.config import DataConfig
 from gankit.data import build
 from gankit.metrics import evaluate
 from gankit.metrics.classifier import load_digit_classifier
-from gankit.training.loop import free_cores
+from gankit.training.threads import cores as free_cores
 
 
 def main() -> None:

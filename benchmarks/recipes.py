@@ -19,7 +19,7 @@ import torch
 
 from gankit import api
 from gankit.config import recipe_names
-from gankit.training.loop import free_cores
+from gankit.training.threads import cores as free_cores
 
 
 def pick(result: dict) -> dict:

@@ -16,9 +16,10 @@ import time
 import torch
 
 from gankit.api import make_config
-from gankit.training.loop import free_cores, prepare
+from gankit.training.loop import prepare
 from gankit.training.state import new_state
 from gankit.training.step import train_step
+from gankit.training.threads import cores as free_cores
 
 
 def measure(recipe: str, batch: int, warmup: int, windows: int, steps: int) -> dict:

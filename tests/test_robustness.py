@@ -18,6 +18,11 @@ from gankit.errors import CheckpointError, DataError
 QUICK = ["--set", "train.tensorboard=false", "--set", "train.sample_every=0", "-q"]
 
 
+def _one_error(err):
+    """Exactly one `error:` line and no traceback (notes may precede it)."""
+    return sum(line.startswith("error:") for line in err.splitlines()) == 1 and "Traceback" not in err
+
+
 def _blobs(n=12, size=16, seed=0):
     """Grey blobs of every brightness, as uint8 (n, size, size)."""
     rng = np.random.default_rng(seed)
@@ -133,7 +138,7 @@ def test_unreadable_image_is_one_line_naming_it(tmp_path, capsys):
     (tmp_path / "d" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     assert main(["prepare", str(tmp_path / "d"), "--out", str(tmp_path / "o" / "d.npy"), "--size", "8", "-q"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "bad.png: cannot read image" in err
+    assert _one_error(err) and "bad.png: cannot read image" in err
     # the failed prepare leaves nothing: no hidden temp array, no output
     assert not [p.name for p in (tmp_path / "o").iterdir()]
 
@@ -152,7 +157,7 @@ def test_negative_labels_are_refused_before_a_run_folder_exists(tmp_path, capsys
     assert main(["train", "cdcgan_mnist", "--data", str(tmp_path / "y.npz"), "--steps", "1", "--out", str(out),
                  *QUICK]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "y holds -1 (1 of 32 examples)" in err
+    assert _one_error(err) and "y holds -1 (1 of 32 examples)" in err
     assert not out.exists()
     for bad, word in ((np.full(32, 0.5), "0.5"), (np.r_[np.zeros(31), np.nan], "nan")):
         _npz(tmp_path / "f.npz", bad)
@@ -194,7 +199,7 @@ def test_non_finite_config_values_are_refused(item, tmp_path, capsys):
         argv[1] = "ganomaly_mnist"
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{item.split('=')[0]} must be" in err
+    assert _one_error(err) and f"{item.split('=')[0]} must be" in err
     assert not (tmp_path / "r").exists()
 
 
@@ -299,7 +304,7 @@ def test_a_failed_checkpoint_write_keeps_the_last_good_one(tmp_path, capsys, mon
     monkeypatch.setattr(torch, "save", full_disk)
     assert main(["train", "--resume", str(out), "--steps", "4", "-q"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "latest.pt: cannot write it (" in err and "previous file there is kept" in err
+    assert _one_error(err) and "latest.pt: cannot write it (" in err and "previous file there is kept" in err
     assert ck.read_bytes() == before
     assert not list((out / "checkpoints").glob(".*tmp*"))
     monkeypatch.undo()
@@ -326,6 +331,6 @@ def test_unexpected_errors_are_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_list", bug)
     assert main(["list", "configs"]) == 3
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "internal error (ValueError: something deep inside)" in err
+    assert _one_error(err) and "internal error (ValueError: something deep inside)" in err
     with pytest.raises(ValueError):
         main(["-v", "list", "configs"])

@@ -42,8 +42,10 @@ def test_autotune_is_recorded_and_does_not_disturb_the_run(tmp_path):
     saved = (tmp_path / "auto" / "config.yaml").read_text()
     assert f"precision: {chosen['precision']}" in saved and "auto" not in saved.split("train:")[1].split("\n  seed")[0]
     # the same run with the choice given explicitly: bit-identical, so timing trials moved no RNG
+    assert f"threads: {chosen['threads']}" in saved  # the thread count is part of the choice (numerics)
     fit(tiny_config("dcgan_mnist_fast", f"train.precision={chosen['precision']}",
-                    f"train.channels_last={chosen['channels_last']}", steps=3), tmp_path / "explicit")
+                    f"train.channels_last={chosen['channels_last']}", f"train.threads={chosen['threads']}",
+                    steps=3), tmp_path / "explicit")
     a, b = _params(tmp_path / "auto"), _params(tmp_path / "explicit")
     assert all(torch.equal(a[k], b[k]) for k in a)
 

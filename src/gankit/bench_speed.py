@@ -175,7 +175,8 @@ def measure(recipe: str, batch: int = 64, windows: int = 7, steps: int = 0, warm
     cfg, data = prepare(make_config(recipe, batch=batch, overrides=[*overrides, "train.tensorboard=false"]))
     x = data.x
     ref, g_ref, d_ref = reference_step(cfg, x)
-    tuned = autotune.autotune(cfg, x, None)
+    # the reference runs on every usable core: gankit is timed on the same number
+    tuned = autotune.autotune(cfg, x, None, thread_options=[torch.get_num_threads()])
     s = new_state(cfg, data.shape, len(data))
     xs = precision.to_layout(x.to(s.device), cfg.train.channels_last)
 
@@ -249,10 +250,9 @@ def _compiled(cfg: Any, data: Any, batch: int, steps: int, windows: int) -> dict
 
 def run(recipes: list[str] | None = None, batch: int = 64, windows: int = 7, steps: int = 0,
         overrides: list[str] = (), compile_too: bool = False) -> dict[str, Any]:
-    from .training import precision
-    from .training.loop import free_cores
+    from .training import precision, threads
 
-    torch.set_num_threads(free_cores())
+    torch.set_num_threads(threads.cores())
     dev = precision.device_of("auto")
     dts = ["fp32"] + (["bf16"] if precision.native_bf16(dev) else [])
     return {

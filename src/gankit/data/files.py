@@ -97,7 +97,7 @@ def class_indices(labels: np.ndarray, path: Path, key: str = "labels") -> tuple[
     non-negative numbers (DataError naming the first bad ones otherwise; -1 often marks
     "unlabelled", which is not a class). Labels that skip values (1..3, or 0 and 255) are mapped
     to 0..K-1 in order, their values kept as the class names, and the mapping is said."""
-    from .images import note
+    from ..notes import note
 
     a = np.asarray(labels).reshape(-1)
     if a.size == 0:
@@ -226,7 +226,7 @@ def _to_nchw(a: np.ndarray, path: Path) -> np.ndarray:
     if a.ndim == 4:
         if a.shape[1] in (1, 3):
             if a.shape[3] in (1, 3):  # both readings possible: say which one
-                from .images import note
+                from ..notes import note
 
                 n, c, h, w = a.shape
                 note(f"{path}: shape {a.shape} read channels-first: {n} images of {c} channel(s), {h}x{w} pixels; "

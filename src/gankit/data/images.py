@@ -19,7 +19,6 @@ Rules, each counted and said in one line (`note: ...`) by the reader that applie
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -28,21 +27,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..notes import note
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
-
-note_log = logging.getLogger("gankit.note")
 
 # what each counter means, in the order the summary line says them
 _SAID = {"exif": "turned upright by their EXIF orientation", "16bit": "16-bit, scaled to 8 bits",
          "float": "floating-point, read as 0..1", "alpha": "transparent, composited onto white",
          "colour": "converted to RGB from {modes}"}
-
-
-def note(message: str) -> None:
-    """Say something the user should know about their input (the CLI prints `note: ...`)."""
-    note_log.info(message)
 
 
 def is_hidden(parts: tuple[str, ...]) -> bool:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -97,13 +101,75 @@ def _has_convs(cfg: Config, shape: tuple[int, ...]) -> bool:
 
 # choices already made in this process, so repeated runs of one config (tests, seeds of a
 # benchmark) agree with each other and do not pay for timing again
-_CHOSEN: dict[tuple, tuple[str, str, dict[str, float]]] = {}
+_CHOSEN: dict[str, tuple[str, str, int, dict[str, float]]] = {}
+
+
+def machine() -> dict[str, Any]:
+    """What a timing depends on besides the model: CPU model, its vector ISA, usable cores, torch."""
+    from . import threads
+
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        import platform
+
+        name = platform.processor()
+    out = {"cpu": name, "isa": torch.backends.cpu.get_cpu_capability(), "cores": threads.cores(),
+           "torch": torch.__version__}
+    if torch.cuda.is_available():
+        out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return out
+
+
+def _cache_path(key: str) -> Path:
+    from ..metrics.cache import cache_dir
+
+    return cache_dir().parent / "autotune" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+
+
+def _read(path: Path, key: str) -> tuple[str, str, int, dict[str, float]] | None:
+    try:
+        d = json.loads(path.read_text())
+        if d["key"] == key:
+            return d["precision"], d["channels_last"], int(d["threads"]), d["ms_per_step"]
+    except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: time again
+        pass
+    return None
+
+
+def _write(path: Path, key: str, choice: tuple[str, str, int, dict[str, float]]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "precision": choice[0], "channels_last": choice[1],
+                                   "threads": choice[2], "ms_per_step": choice[3],
+                                   "timed": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache: the choice holds for this process only
+        pass
+
+
+def _label(prec: str, layout: str, n: int) -> str:
+    return f"{prec}/{'channels_last' if layout == 'on' else 'contiguous'}/{n} thread{'s' if n > 1 else ''}"
 
 
 def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor | None = None,
-             cond: Tensor | None = None) -> dict[str, Any]:
-    """Replace `auto` in train.device/precision/channels_last by concrete choices (in place) and
-    return what was timed: {"precision", "channels_last", "ms_per_step": {candidate: ms}}."""
+             cond: Tensor | None = None, thread_options: list[int] | None = None) -> dict[str, Any]:
+    """Replace `auto` in train.device/precision/channels_last, and train.threads 0, by concrete
+    choices (in place); return {"precision", "channels_last", "threads", "ms_per_step":
+    {candidate: ms}, "cached": bool}. `thread_options`: the thread counts to time (default: 1 and
+    every usable core, unless train.threads or OMP_NUM_THREADS fixes one).
+
+    A choice is timed once per machine and model and kept in the cache folder (`autotune/`), like
+    cuDNN's benchmark mode: timing inside every run made the same command pick bf16 on a quiet
+    machine and fp32 on a busy one, so its samples differed. Delete the file to time again, or
+    fix the choice with train.precision / train.channels_last / train.threads."""
+    from ..notes import note
+    from . import threads
     from .state import model_hash, new_state
     from .step import train_step
 
@@ -111,21 +177,53 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
     device = device_of(t.device)
     t.device = str(device)
     shape = tuple(data_x.shape[1:])
-    cands = candidates(cfg, _has_convs(cfg, shape), device)
+    if thread_options is None:
+        fixed = threads.requested(t.threads)
+        thread_options = [fixed] if fixed else sorted({1, threads.cores()})
+    if device.type == "cuda":  # the GPU computes; host threads only feed it
+        thread_options = thread_options[-1:]
+    cands = [(p, c, n) for p, c in candidates(cfg, _has_convs(cfg, shape), device) for n in thread_options]
     if len(cands) == 1:
-        t.precision, t.channels_last = cands[0]
-        return {"precision": t.precision, "channels_last": t.channels_last, "ms_per_step": {}}
+        t.precision, t.channels_last, t.threads = cands[0]
+        return {"precision": t.precision, "channels_last": t.channels_last, "threads": t.threads,
+                "ms_per_step": {}, "cached": False}
     # what the step's cost depends on (not steps, seeds or logging, so a 5-step and a 10-step run agree)
     work = ("batch", "g_batch", "n_critic", "unroll", "d_update", "g_fresh_z", "ema_beta", "precision",
             "channels_last")
-    key = (model_hash(cfg, shape), tuple(getattr(t, k) for k in work), repr(vars(cfg.reg)), cfg.loss.name,
-           cfg.optim.impl, str(device), torch.get_num_threads())
+    key = json.dumps([model_hash(cfg, shape), [getattr(t, k) for k in work], repr(vars(cfg.reg)), cfg.loss.name,
+                      cfg.optim.impl, str(device), thread_options, machine()])
+    path = _cache_path(key)
+    cached = key in _CHOSEN or _read(path, key) is not None
     if key not in _CHOSEN:
-        timings: dict[str, float] = {}
-        x = data_x[: max(t.batch, t.g_batch) * (t.n_critic + t.unroll)]  # enough for one step's batches
-        y = labels[: len(x)] if labels is not None else None
+        hit = _read(path, key)
+        if hit is not None:
+            _CHOSEN[key] = hit
+        else:
+            note(f"autotune: timing {len(cands)} candidates (precision x memory layout x threads), a few steps "
+                 "each; once per machine and model")
+            _CHOSEN[key] = _time(cfg, cands, data_x, labels, inputs, cond, shape, device, new_state, train_step)
+            _write(path, key, _CHOSEN[key])
+    t.precision, t.channels_last, t.threads, timings = _CHOSEN[key]
+    how = f"this machine's cached choice ({path}; delete it to time again)" if cached else \
+        f"the fastest of {len(cands)} (kept in {path})"
+    note(f"autotune: {_label(t.precision, t.channels_last, t.threads)}, {how}")
+    log.info("autotune on %s: %s", device, timings)
+    return {"precision": t.precision, "channels_last": t.channels_last, "threads": t.threads,
+            "ms_per_step": timings, "cached": cached}
+
+
+def _time(cfg: Config, cands: list[tuple[str, str, int]], data_x: Tensor, labels: Tensor | None,
+          inputs: Tensor | None, cond: Tensor | None, shape: tuple[int, ...], device: torch.device,
+          new_state: Callable, train_step: Callable) -> tuple[str, str, int, dict[str, float]]:
+    t = cfg.train
+    timings: dict[str, float] = {}
+    x = data_x[: max(t.batch, t.g_batch) * (t.n_critic + t.unroll)]  # enough for one step's batches
+    y = labels[: len(x)] if labels is not None else None
+    before = torch.get_num_threads()
+    try:
         with _rng_kept():
-            for prec, layout in cands:
+            for prec, layout, n in cands:
+                torch.set_num_threads(n)
                 trial = copy.deepcopy(cfg)
                 trial.train.precision, trial.train.channels_last = prec, layout
                 trial.train.compile = False  # timing compiled candidates would cost minutes each
@@ -136,11 +234,12 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
                     s.cond = cond[: len(x)].to(device)
                 xs = to_layout(x.to(device), layout)
                 ys = y.to(device) if y is not None else None
-                timings[f"{prec}/{'channels_last' if layout == 'on' else 'contiguous'}"] = round(
+                timings[_label(prec, layout, n)] = round(
                     1e3 * time_steps(lambda s=s, xs=xs, ys=ys: train_step(s, xs, labels=ys), device), 2)
                 del s
-        best = min(range(len(cands)), key=lambda i: list(timings.values())[i])
-        _CHOSEN[key] = (*cands[best], timings)
-    t.precision, t.channels_last, timings = _CHOSEN[key]
-    log.info("autotune on %s: %s -> %s/%s", device, timings, t.precision, t.channels_last)
-    return {"precision": t.precision, "channels_last": t.channels_last, "ms_per_step": timings}
+    finally:
+        torch.set_num_threads(before)
+    # within 3 %, fewer threads win: as fast, and kinder to everything else on the machine
+    ms = list(timings.values())
+    best = min(range(len(cands)), key=lambda i: (ms[i] > 1.03 * min(ms), cands[i][2], ms[i]))
+    return (*cands[best], timings)

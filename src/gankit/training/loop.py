@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
 import threading
@@ -28,7 +27,7 @@ from ..monitor.card import write_card
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
-from . import autotune, distributed, precision, rundir
+from . import autotune, distributed, precision, rundir, threads
 from .evalhook import periodic_eval
 from .state import Sampler, TrainState, model_hash, new_state, state_from_checkpoint
 from .step import StepOutput, train_step
@@ -60,13 +59,6 @@ class RunResult:
     status: str  # done | time_limit | interrupted
     seconds: float
     images_per_s: float
-
-
-def free_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def prepare(cfg: Config) -> tuple[Config, Dataset]:
@@ -101,11 +93,15 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
             rundir.check_new(out)
         # rank 0 times the candidates and every process takes its choice, so all compute alike
         family = family_of(cfg)
+        # (several processes split the cores: their thread count is not a choice to time)
+        options = [torch.get_num_threads()] if world.active else None
         tuned = distributed.broadcast(
-            autotune.autotune(cfg, data.x, data.y if family.uses_labels(cfg) else None, data.a, data.cond)
-            if world.main else None, world)
-        cfg.train.device, cfg.train.precision, cfg.train.channels_last = (
-            str(precision.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"])
+            autotune.autotune(cfg, data.x, data.y if family.uses_labels(cfg) else None, data.a, data.cond,
+                              options) if world.main else None, world)
+        cfg.train.device, cfg.train.precision, cfg.train.channels_last, cfg.train.threads = (
+            str(precision.device_of(cfg.train.device)), tuned["precision"], tuned["channels_last"],
+            tuned["threads"])
+        torch.set_num_threads(cfg.train.threads)
         state = new_state(cfg, data.shape, len(data))
         family.init(state, data)
         if world.main:
@@ -209,8 +205,9 @@ def _join(cfg: Config) -> distributed.World:
 
 
 def _threads(cfg: Config, world: distributed.World) -> None:
-    # never more compute threads than free cores: oversubscription measured 4.5x slower
-    torch.set_num_threads(cfg.train.threads or distributed.threads_for(world, free_cores()))
+    # never more compute threads than usable cores (affinity, cgroup quota): oversubscription
+    # measured 4.5x slower; train.threads or OMP_NUM_THREADS fix the count
+    torch.set_num_threads(threads.requested(cfg.train.threads) or distributed.threads_for(world, threads.cores()))
 
 
 class _NoLog:

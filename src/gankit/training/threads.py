@@ -1,0 +1,61 @@
+"""How many compute threads a run may use, and how they wait.
+
+A laptop always has other busy processes, and on 2 cores one of them made a 2-thread run of
+`toy_ring` 127x slower (472 ms per step instead of 3.7): OpenMP's threads spin-wait for each other
+at every parallel region while one of them waits for a core. Three defences:
+
+- `cores()`: the cores this process may really use: its CPU affinity mask (taskset, cpusets) and
+  a cgroup CPU quota (a container given 1.5 CPUs of 16) cap the count, not `os.cpu_count()`.
+- `requested()`: `OMP_NUM_THREADS` (the standard variable) or `train.threads` fixes the count;
+  otherwise the autotuner times 1 thread against all of them (on small nets one is as fast).
+- `passive_wait()`: OpenMP's waiting threads sleep instead of spinning (`OMP_WAIT_POLICY=PASSIVE`),
+  set by the CLI before torch loads (the runtime reads it once, at load).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+def cores() -> int:
+    """Cores this process may use: the affinity mask, capped by a cgroup (v2 or v1) CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    quota = cgroup_quota()
+    if quota is not None:
+        n = min(n, max(1, math.floor(quota + 1e-9)))
+    return max(1, n)
+
+
+def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time the process's cgroup may use per period (1.5 = one and a half cores),
+    or None when unlimited or unknown."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]  # cgroup v2: "max 100000" or "150000 100000"
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())  # cgroup v1: -1 = unlimited
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+
+
+def requested(cfg_threads: int) -> int:
+    """A thread count the user fixed: train.threads (> 0) first, then OMP_NUM_THREADS; 0 = none."""
+    if cfg_threads > 0:
+        return cfg_threads
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2" is nested parallelism: outer level
+    return int(env) if env.isdigit() and int(env) > 0 else 0
+
+
+def passive_wait() -> None:
+    """Make OpenMP threads sleep while they wait (unless the user chose a policy). Only has an
+    effect before torch is imported."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
