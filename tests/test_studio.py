@@ -31,10 +31,13 @@ def runs(tmp_path_factory):
     return root
 
 
+LOCAL = "http://127.0.0.1"  # the studio answers only requests addressed to its own host
+
+
 @pytest.fixture
 def client(runs, tmp_path):
     app = create_app([runs / "alpha", runs / "beta", runs / "cond"], tmp_path / "studio.sqlite")
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         c.db = tmp_path / "studio.sqlite"
         yield c
 
@@ -137,7 +140,7 @@ def test_study_lifecycle_consent_progress_export_and_restart(client, runs, tmp_p
     assert client.post("/api/votes", json=vote).status_code == 409
     # a restarted server over the same database keeps every judgement
     app2 = create_app([runs / "alpha", runs / "beta"], client.db)
-    with TestClient(app2) as c2:
+    with TestClient(app2, base_url=LOCAL) as c2:
         assert c2.get(f"/api/studies/{sid}/results").json()["votes"] == 3
         assert c2.get(f"/api/studies/{sid}").json()["closed"]
     con = sqlite3.connect(client.db)
@@ -165,7 +168,15 @@ BAD = [
     ("post", "/api/votes", "not json", 422),
     ("post", "/api/studies", {"name": "s", "kind": "turing", "n_items": 10**6}, 422),
     ("post", "/api/studies", {"name": "s", "kind": "turing", "n_items": 2, "runs": ["nope"]}, 404),
+    ("post", "/api/studies", {"name": "line\nbreak", "kind": "turing", "n_items": 2}, 422),
     ("get", "/api/studies/999", None, 404),
+    ("get", "/api/studies/9223372036854775808", None, 422),
+    ("get", "/api/studies/9223372036854775808/next?rater=r", None, 422),
+    ("post", "/api/studies/9223372036854775808/close", None, 422),
+    ("get", "/api/studies/9223372036854775808/export.csv", None, 422),
+    ("get", "/api/studies/0/results", None, 422),
+    ("get", "/api/turing/results?study=9223372036854775808", None, 422),
+    ("get", "/api/runs/cond/sample.png?label=9223372036854775808", None, 400),
     ("get", "/api/studies/999/next?rater=r", None, 404),
     ("get", "/api/items/nosuchtoken/image.png", None, 404),
 ]
@@ -184,7 +195,7 @@ def test_huge_body_and_toy_runs_are_refused(client, runs, tmp_path):
     r = client.post("/api/votes", content=b"x" * 100_000, headers={"content-type": "application/json"})
     assert r.status_code == 413
     app = create_app([runs / "ring"], tmp_path / "other.sqlite")
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         assert c.get("/api/runs/ring/sample.png").status_code == 400
         assert "points, not images" in c.get("/api/runs/ring/interp.png?a=0&b=1&t=0.5").json()["detail"]
         assert "generates images from noise" in c.get("/api/turing/next?rater=r").json()["detail"]
@@ -238,7 +249,7 @@ def test_each_family_has_its_view(tmp_path):
     fit(tiny_config("speech_digits", *sets, steps=2), tmp_path / "tts")
     fit(tiny_config("ganomaly_mnist", *sets, steps=2), tmp_path / "an")
     app = create_app([tmp_path / "t2i", tmp_path / "tts", tmp_path / "an"], tmp_path / "s.sqlite")
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         fam = {r["name"]: r["family"] for r in c.get("/api/runs").json()}
         assert fam == {"t2i": "text2image", "tts": "speech", "an": "ganomaly"}
         seven = _png(c.get("/api/runs/t2i/sample.png?seed=1&text=a thick seven"))

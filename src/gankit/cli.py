@@ -245,9 +245,10 @@ def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
     from .studio.app import create_app
+    from .studio.guard import LOOPBACK
 
-    app = create_app([Path(r) for r in a.runs], Path(a.db))
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
+    app = create_app([Path(r) for r in a.runs], Path(a.db), host=a.host, allow_hosts=a.allow_host)
+    if a.host not in LOOPBACK:
         print(f"warning: serving on {a.host}: anyone who can reach this address can see the runs and vote",
               file=sys.stderr)
     print(f"gankit studio: http://{a.host}:{a.port}/  ({len(a.runs)} runs, judgements in {a.db})")
@@ -375,7 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "human evaluation (Turing test, pairwise preference, user studies)")
     sv.add_argument("runs", nargs="+", help="run folders to serve (only these can be reached)")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only); "
+                    "0.0.0.0 serves every network interface")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="another name clients use for this server (a DNS name, a reverse proxy's name); requests "
+                    "naming other hosts are refused. Repeatable")
     sv.add_argument("--db", default="studio.sqlite", help="SQLite file for the judgements (kept across restarts)")
     sv.set_defaults(func=cmd_serve)
 

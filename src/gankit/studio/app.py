@@ -3,7 +3,8 @@
 Only those runs can be reached: a run is addressed by its short name, looked up in a dict made
 at start-up, never joined into a path; sample grids are served only under names found by listing
 the run's own `samples/` folder. Request bodies and `n` are bounded; bad input is a 4xx with a
-message. Judgements live in SQLite (`db.py`).
+message. Requests must name this studio as their Host, and every response forbids inline script
+(`guard.py`). Judgements live in SQLite (`db.py`).
 """
 
 from __future__ import annotations
@@ -13,24 +14,29 @@ import json
 import random
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from fastapi import FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from .. import api
 from ..errors import GankitError
 from ..monitor.images import grid, provenance
 from . import stats
 from .db import Store, now
+from .guard import Guard, host_names
 
 MAX_N = 256  # images per gallery request
 MAX_BODY = 64 * 1024  # bytes of a request body
 STATIC = Path(__file__).parent / "static"
+# a study id is an SQLite integer: a bigger one could never exist, and would overflow the driver
+StudyId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
 @dataclass
@@ -79,6 +85,13 @@ class NewStudy(BaseModel):
     consent: str = Field(default="", max_length=4000)
     runs: list[str] | None = None
     seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        if not name.isprintable():
+            raise ValueError("a study name is one line of printable text (no line breaks, tabs or control characters)")
+        return name
 
 
 class Consent(BaseModel):
@@ -158,18 +171,19 @@ class Studio:
         return names
 
 
-def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
+def create_app(run_dirs: list[Path], db_path: Path, *, host: str = "127.0.0.1",
+               allow_hosts: Iterable[str] = ()) -> FastAPI:
+    """The studio over `run_dirs`, its judgements in the SQLite file `db_path`.
+
+    `host` is the address served and `allow_hosts` further names clients may use for it (a
+    request naming another host gets 421). Raises GankitError for a folder that is not a run."""
     from . import judgements, runs, studies
 
     ctx = Studio(run_dirs, db_path)
-    app = FastAPI(title="gankit studio", docs_url="/api/docs", redoc_url=None)
-
-    @app.middleware("http")
-    async def bound_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            return JSONResponse({"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413)
-        return await call_next(request)
+    # no interactive API docs: Swagger's page loads script from a CDN and runs it inline, which the
+    # studio's Content-Security-Policy forbids; /openapi.json describes the API
+    app = FastAPI(title="gankit studio", docs_url=None, redoc_url=None)
+    app.add_middleware(Guard, names=host_names(host, allow_hosts), max_body=MAX_BODY)
 
     @app.exception_handler(GankitError)
     async def gankit_error(request: Request, e: GankitError):

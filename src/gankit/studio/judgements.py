@@ -76,12 +76,12 @@ def router(ctx: Studio) -> APIRouter:
         return out
 
     @r.get("/api/turing/results")
-    def turing_results(study: int | None = Query(None, ge=1)) -> dict[str, Any]:
+    def turing_results(study: int | None = Query(None, ge=1, le=2**63 - 1)) -> dict[str, Any]:
         with ctx.store.read() as con:
             return _turing_results(con, study)
 
     @r.get("/api/pair/results")
-    def pair_results(study: int | None = Query(None, ge=1)) -> dict[str, Any]:
+    def pair_results(study: int | None = Query(None, ge=1, le=2**63 - 1)) -> dict[str, Any]:
         with ctx.store.read() as con:
             return _pair_results(con, study, list(ctx.runs))
 

@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from .app import Consent, NewStudy, Studio, _pair_results, _turing_results
+from .app import Consent, NewStudy, Studio, StudyId, _pair_results, _turing_results
 from .db import now
+from .guard import attachment
 
 
 def router(ctx: Studio) -> APIRouter:
@@ -66,11 +67,11 @@ def router(ctx: Studio) -> APIRouter:
         return [study_info(i) for i in ids]
 
     @r.get("/api/studies/{sid}")
-    def get_study(sid: int, rater: str | None = Query(None, min_length=1, max_length=64)) -> dict[str, Any]:
+    def get_study(sid: StudyId, rater: str | None = Query(None, min_length=1, max_length=64)) -> dict[str, Any]:
         return study_info(sid, rater)
 
     @r.post("/api/studies/{sid}/consent")
-    def consent(sid: int, c: Consent) -> dict[str, Any]:
+    def consent(sid: StudyId, c: Consent) -> dict[str, Any]:
         with ctx.store.write() as con:
             st = study_row(con, sid)
             if st["closed"]:
@@ -80,7 +81,7 @@ def router(ctx: Studio) -> APIRouter:
         return {"ok": True}
 
     @r.get("/api/studies/{sid}/next")
-    def study_next(sid: int, rater: str = Query(..., min_length=1, max_length=64)) -> dict[str, Any]:
+    def study_next(sid: StudyId, rater: str = Query(..., min_length=1, max_length=64)) -> dict[str, Any]:
         with ctx.store.read() as con:
             st = study_row(con, sid)
             if st["closed"]:
@@ -93,14 +94,14 @@ def router(ctx: Studio) -> APIRouter:
         return {"token": it["token"], "kind": it["kind"], "position": it["position"], "of": st["n_items"]}
 
     @r.post("/api/studies/{sid}/close")
-    def close_study(sid: int) -> dict[str, Any]:
+    def close_study(sid: StudyId) -> dict[str, Any]:
         with ctx.store.write() as con:
             study_row(con, sid)
             con.execute("UPDATE studies SET closed = 1 WHERE id = ?", (sid,))
         return study_info(sid)
 
     @r.get("/api/studies/{sid}/results")
-    def study_results(sid: int) -> dict[str, Any]:
+    def study_results(sid: StudyId) -> dict[str, Any]:
         with ctx.store.read() as con:
             st = study_row(con, sid)
             res = (_turing_results(con, sid) if st["kind"] == "turing"
@@ -108,7 +109,7 @@ def router(ctx: Studio) -> APIRouter:
         return {"study": study_info(sid), **res}
 
     @r.get("/api/studies/{sid}/export.csv")
-    def export(sid: int) -> Response:
+    def export(sid: StudyId) -> Response:
         with ctx.store.read() as con:
             st = study_row(con, sid)
             rows = con.execute(
@@ -121,7 +122,6 @@ def router(ctx: Studio) -> APIRouter:
         w.writerow(["position", "kind", "run_a", "seed_a", "real_a", "run_b", "seed_b", "rater", "answer", "ms",
                     "created"])
         w.writerows([list(r) for r in rows])
-        return Response(buf.getvalue(), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="study-{sid}-{st["name"]}.csv"'})
+        return Response(buf.getvalue(), media_type="text/csv", headers=attachment(f"study-{sid}-{st['name']}.csv"))
 
     return r
