@@ -1,7 +1,9 @@
 """The studio in a real browser: headless Debian Chromium (/usr/bin/chromium) driven by Playwright
 for Python, against `gankit serve`'s app on loopback. Also the load test: 20 concurrent raters,
-2000 votes, exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir)."""
+each with its own token, 2000 votes, exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS
+(default: the test's tmp dir)."""
 
+import http.cookiejar
 import json
 import os
 import socket
@@ -43,7 +45,7 @@ def server(tmp_path_factory):
         if srv.started:
             break
         time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "db": db, "root": root}
+    yield {"url": f"http://127.0.0.1:{port}", "db": db, "root": root, "owner": app.state.owner_token, "port": port}
     srv.should_exit = True
     t.join(timeout=10)
 
@@ -142,13 +144,14 @@ def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_pa
 
 
 def test_user_study_in_chromium(server, page, tmp_path):
-    page.goto(server["url"] + "/")
+    page.goto(server["url"] + "/#owner=" + server["owner"])  # the owner link gankit serve prints
     page.wait_for_selector("body[data-ready='1']")
+    assert "#owner" not in page.url  # the token leaves the address bar
     page.click("button[data-tab='studies']")
     page.fill("#s-name", "browser-study")
     page.fill("#s-n", "3")
     page.click("#s-create")
-    page.locator("[data-open]").last.click()
+    page.get_by_role("row").filter(has_text="browser-study").get_by_role("button", name="take part").click()
     page.click("#s-agree")  # the consent note comes first
     for _ in range(3):
         page.wait_for_selector("#s-item .answer, #s-item .pick")
@@ -162,31 +165,42 @@ def test_user_study_in_chromium(server, page, tmp_path):
 
 
 def test_load_20_raters_2000_votes(server):
-    """Loopback load: 20 concurrent raters, 100 Turing items each -> exactly 2000 vote rows."""
+    """Loopback load: 20 concurrent raters, each with its own token (cookie jar), 100 Turing items
+    each -> exactly 2000 vote rows; every rater's repeated answer is refused."""
     url = server["url"]
 
-    def call(path, body=None):
-        req = urllib.request.Request(url + path, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
-        t0 = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=60) as r:
-            out = json.loads(r.read())
-        return out, time.perf_counter() - t0
+    def caller():
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+        def call(path, body=None):
+            req = urllib.request.Request(url + path, data=None if body is None else json.dumps(body).encode(),
+                                         headers={"content-type": "application/json"})
+            t0 = time.perf_counter()
+            with opener.open(req, timeout=60) as r:
+                out = json.loads(r.read())
+            return out, time.perf_counter() - t0
+
+        return call
 
     def rater(k):
-        lat = []
+        call, lat = caller(), []
+        me = call("/api/rater", {})[0]["rater"]
         for _ in range(100):
-            item, _ = call(f"/api/turing/next?rater=load{k}")
-            res, dt = call("/api/votes", {"token": item["token"], "rater": f"load{k}", "answer": "fake"})
+            item, _ = call("/api/turing/next")
+            res, dt = call("/api/votes", {"token": item["token"], "answer": "fake"})
             assert res["counted"]
             lat.append(dt)
-        return lat
+        assert not call("/api/votes", {"token": item["token"], "answer": "real"})[0]["counted"]
+        return me, lat
 
     before = _rows(server["db"], "SELECT COUNT(*) FROM votes")
     with ThreadPoolExecutor(20) as ex:
-        lat = [x for part in ex.map(rater, range(20)) for x in part]
+        parts = list(ex.map(rater, range(20)))
+    lat = [x for _, part in parts for x in part]
+    raters = ", ".join(f"'{me}'" for me, _ in parts)
     assert _rows(server["db"], "SELECT COUNT(*) FROM votes") - before == 2000
-    assert _rows(server["db"], "SELECT COUNT(*) FROM votes WHERE rater LIKE 'load%'") == 2000
+    assert _rows(server["db"], f"SELECT COUNT(*) FROM votes WHERE rater IN ({raters})") == 2000
+    assert _rows(server["db"], f"SELECT COUNT(DISTINCT rater) FROM votes WHERE rater IN ({raters})") == 20
     p95 = statistics.quantiles(lat, n=20)[-1]
     print(f"\nload: 2000 votes from 20 raters, vote p95 latency {1000 * p95:.1f} ms, median "
           f"{1000 * statistics.median(lat):.1f} ms")

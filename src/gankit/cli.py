@@ -247,11 +247,20 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from .studio.app import create_app
     from .studio.guard import LOOPBACK
 
-    app = create_app([Path(r) for r in a.runs], Path(a.db), host=a.host, allow_hosts=a.allow_host)
+    runs = [Path(r) for r in a.runs]
+    db = Path(a.db)
+    app = create_app(runs, db, host=a.host, allow_hosts=a.allow_host)
     if a.host not in LOOPBACK:
-        print(f"warning: serving on {a.host}: anyone who can reach this address can see the runs and vote",
+        print(f"warning: serving on {a.host}: anyone who can reach this address can see the runs and take part in "
+              "studies; use a reverse proxy with TLS beyond a trusted network (README: Sharing the studio)",
               file=sys.stderr)
-    print(f"gankit studio: http://{a.host}:{a.port}/  ({len(a.runs)} runs, judgements in {a.db})")
+    # the owner opens this link (on a wildcard bind, from this machine); the token is in the fragment
+    # (#), which browsers never send to a server, and it changes at every start
+    shown = "127.0.0.1" if a.host in ("0.0.0.0", "::", "") else f"[{a.host}]" if ":" in a.host else a.host
+    url = f"http://{shown}:{a.port}/"
+    print(f"gankit studio: {url}  ({len(runs)} runs, judgements in {db})")
+    print(f"owner link (create, close and read out studies; keep it private): {url}#owner={app.state.owner_token}")
+    sys.stdout.flush()
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
 

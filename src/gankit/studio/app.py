@@ -4,7 +4,8 @@ Only those runs can be reached: a run is addressed by its short name, looked up 
 at start-up, never joined into a path; sample grids are served only under names found by listing
 the run's own `samples/` folder. Request bodies and `n` are bounded; bad input is a 4xx with a
 message. Requests must name this studio as their Host, and every response forbids inline script
-(`guard.py`). Judgements live in SQLite (`db.py`).
+(`guard.py`); raters hold server-issued tokens and the owner the token printed at start-up
+(`access.py`). Judgements live in SQLite (`db.py`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import api
 from ..errors import GankitError
 from ..monitor.images import grid, provenance
 from . import stats
+from .access import Access
 from .db import Store, now
 from .guard import Guard, host_names
 
@@ -65,6 +67,8 @@ class Run:
 
 
 def _png(x: torch.Tensor, info: dict[str, str] | None, scale: int = 4) -> Response:
+    """A PNG of the images x; with `info`, the provenance chunks saying it is generated, by which
+    model. Without, IHDR, IDAT and IEND only: the same bytes-level shape for any image."""
     img = grid(x, nrow=len(x), pad=0, scale=scale)
     buf = io.BytesIO()
     img.save(buf, format="PNG", pnginfo=provenance(info) if info is not None else None)
@@ -72,8 +76,9 @@ def _png(x: torch.Tensor, info: dict[str, str] | None, scale: int = 4) -> Respon
 
 
 class Vote(BaseModel):
+    # no rater field: the rater is the holder of the request's rater token (access.py)
+    model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=8, max_length=64)
-    rater: str = Field(min_length=1, max_length=64)
     answer: Literal["real", "fake", "a", "b"]
     ms: int | None = Field(default=None, ge=0, le=3_600_000)
 
@@ -94,16 +99,12 @@ class NewStudy(BaseModel):
         return name
 
 
-class Consent(BaseModel):
-    rater: str = Field(min_length=1, max_length=64)
-
-
 
 class Studio:
     """What the routers share: the served runs (by short name), the judgement store, and one lock
     so that only one generator forward runs at a time (they are fast; threads would oversubscribe)."""
 
-    def __init__(self, run_dirs: list[Path], db_path: Path) -> None:
+    def __init__(self, run_dirs: list[Path], db_path: Path, owner_token: str) -> None:
         self.runs: dict[str, Run] = {}
         for p in run_dirs:
             p = Path(p)
@@ -114,6 +115,7 @@ class Studio:
                 name, k = f"{p.resolve().name}-{k}", k + 1
             self.runs[name] = Run(name, p)
         self.store = Store(db_path)
+        self.access = Access(self.store, owner_token)
         self.lock = threading.Lock()
 
     def run_of(self, name: str) -> Run:
@@ -176,10 +178,11 @@ def create_app(run_dirs: list[Path], db_path: Path, *, host: str = "127.0.0.1",
     """The studio over `run_dirs`, its judgements in the SQLite file `db_path`.
 
     `host` is the address served and `allow_hosts` further names clients may use for it (a
-    request naming another host gets 421). Raises GankitError for a folder that is not a run."""
-    from . import judgements, runs, studies
+    request naming another host gets 421). The owner's token is made here, new for each app, and
+    kept in `app.state.owner_token`. Raises GankitError for a folder that is not a run."""
+    from . import access, judgements, runs, studies
 
-    ctx = Studio(run_dirs, db_path)
+    ctx = Studio(run_dirs, db_path, secrets.token_urlsafe(32))
     # no interactive API docs: Swagger's page loads script from a CDN and runs it inline, which the
     # studio's Content-Security-Policy forbids; /openapi.json describes the API
     app = FastAPI(title="gankit studio", docs_url=None, redoc_url=None)
@@ -200,9 +203,10 @@ def create_app(run_dirs: list[Path], db_path: Path, *, host: str = "127.0.0.1",
             raise HTTPException(404, "no such file")
         return FileResponse(files[name])
 
+    app.include_router(access.router(ctx.access))
     for module in (runs, judgements, studies):
         app.include_router(module.router(ctx))
-    app.state.store, app.state.runs = ctx.store, ctx.runs
+    app.state.store, app.state.runs, app.state.owner_token = ctx.store, ctx.runs, ctx.access.owner_token
     return app
 
 

@@ -60,6 +60,15 @@ MIGRATIONS = [
         PRIMARY KEY (study_id, rater)
     );
     """,
+    # 3: raters issued by the server; a rater's token is a secret, so only its SHA-256 is kept. Votes
+    # and consents name raters by id (older rows keep the free-text ids raters typed)
+    """
+    CREATE TABLE raters (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL
+    );
+    """,
 ]
 
 
