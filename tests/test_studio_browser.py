@@ -1,8 +1,9 @@
 """The studio in a real browser: headless Debian Chromium (/usr/bin/chromium) driven by Playwright
-for Python, against `gankit serve`'s app on loopback. Also the load test: 20 concurrent raters,
-each with its own token, 2000 votes, exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS
-(default: the test's tmp dir)."""
+for Python, against `gankit serve`'s app on loopback, with a run whose folder and recipe names are
+script injections. Also the load test: 20 concurrent raters, each with its own token, 2000 votes,
+exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir)."""
 
+import http.client
 import http.cookiejar
 import json
 import os
@@ -25,6 +26,8 @@ from gankit.studio.app import create_app  # noqa: E402
 from gankit.training.loop import fit  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
+XSS_IMG = "<img src=x onerror=alert(1)>"  # also a run folder's name (it has no slash)
+XSS_SCRIPT = '"><script>alert(1)</script>'
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +36,14 @@ def server(tmp_path_factory):
     sets = ["train.precision=fp32", "train.sample_every=2"]
     fit(tiny_config("dcgan_mnist_fast", *sets, steps=4), root / "alpha")
     fit(tiny_config("dcgan_mnist_fast", *sets, "train.seed=1", steps=4), root / "beta")
+    hostile = tiny_config("dcgan_mnist_fast", *sets, "train.seed=2", steps=2)
+    hostile.recipe = XSS_SCRIPT  # the recipe name a checkpoint carries is shown in every run list
+    fit(hostile, root / XSS_IMG)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     db = root / "studio.sqlite"
-    app = create_app([root / "alpha", root / "beta"], db)
+    app = create_app([root / "alpha", root / "beta", root / XSS_IMG], db)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
@@ -162,6 +168,83 @@ def test_user_study_in_chromium(server, page, tmp_path):
     page.screenshot(path=str(_shots(tmp_path) / "studio-study.png"), full_page=True)
     assert _rows(server["db"], "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
                                "JOIN studies ON studies.id = items.study_id WHERE studies.name = 'browser-study'") == 3
+
+
+def _owner_post(server, path, body):
+    req = urllib.request.Request(server["url"] + path, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json",
+                                          "authorization": f"Bearer {server['owner']}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_hostile_names_are_text_in_every_tab(server, page, tmp_path):
+    """Studies, a consent note, a run folder and a recipe named with script injections: every tab
+    shows them as text; no dialog opens, no element is injected, no script error or CSP refusal is
+    logged. The page runs under its own Content-Security-Policy, which refuses inline script."""
+    for name in (XSS_IMG, XSS_SCRIPT):
+        _owner_post(server, "/api/studies", {"name": name, "kind": "turing", "n_items": 2, "consent": XSS_IMG})
+    dialogs, console, failed = [], [], []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.goto(server["url"] + "/#owner=" + server["owner"])
+    page.wait_for_selector("body[data-ready='1']")
+
+    page.select_option("#g-run", XSS_IMG)
+    _loaded(page, "#g-grid img")
+    page.locator("#g-grid img").first.click()
+    assert page.locator("#g-d-run").inner_text() == XSS_IMG
+    assert XSS_SCRIPT in page.locator("#g-run").inner_text()  # the recipe, in every run list
+    page.click("#g-d-explore")
+    _loaded(page, "#e-img")
+    page.click("button[data-tab='monitor']")
+    page.select_option("#m-run", XSS_IMG)
+    page.wait_for_function("(s) => document.getElementById('m-info').textContent.includes(s)", arg=XSS_SCRIPT)
+    _loaded(page, "#m-grid")
+    page.click("button[data-tab='compare']")
+    page.wait_for_function("(s) => document.getElementById('c-table').textContent.includes(s)", arg=XSS_SCRIPT)
+    assert XSS_IMG in page.locator("#c-table").inner_text()
+    page.click("button[data-tab='turing']")
+    _loaded(page, "#t-img")
+    page.click("#t-fake")
+    page.wait_for_selector("#t-results tr:nth-child(2)")
+    page.click("button[data-tab='pair']")
+    _loaded(page, "#p-img-a")
+    page.click("button[data-tab='studies']")
+    page.wait_for_function("(s) => document.getElementById('s-list').textContent.includes(s)", arg=XSS_SCRIPT)
+    assert XSS_IMG in page.locator("#s-list").inner_text()
+    page.get_by_role("row").filter(has_text=XSS_SCRIPT).get_by_role("button", name="take part").click()
+    page.wait_for_selector("#s-consent-box:not([hidden])")
+    assert page.locator("#s-consent-text").inner_text() == XSS_IMG
+    assert page.locator("#s-title").inner_text() == f"{XSS_SCRIPT} (turing)"
+    page.click("#s-agree")
+    _loaded(page, "#s-item img")
+    page.get_by_role("row").filter(has_text=XSS_SCRIPT).get_by_role("button", name="results").click()
+    page.wait_for_function("(s) => document.getElementById('s-results').textContent.includes(s)", arg=XSS_SCRIPT)
+    page.screenshot(path=str(_shots(tmp_path) / "studio-hostile-names.png"), full_page=True)
+
+    assert not dialogs, dialogs
+    assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"], [onerror], [onload], script').length") == 1
+    assert [c for c in console if not c.startswith("Failed to load resource")] == [], console
+    assert all(u.endswith("/favicon.ico") for u in failed), failed
+    # and script put into the page anyway would not run: the policy refuses inline script
+    ran = page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
+                        " document.body.append(s); return window.ran === 1; }")
+    assert not ran and any("Content Security Policy" in c for c in console)
+
+
+def test_chunked_oversize_body_and_foreign_host_over_a_socket(server):
+    """The probe of issue 21 against uvicorn itself: a 5 MiB vote sent chunked (no Content-Length)
+    gets 413; a request naming another host (DNS rebinding) gets 421."""
+    con = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
+    con.request("POST", "/api/votes", body=(b"x" * 65536 for _ in range(80)),
+                headers={"content-type": "application/json"}, encode_chunked=True)
+    r = con.getresponse()
+    assert r.status == 413 and b"larger than" in r.read()
+    con = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
+    con.request("GET", "/api/runs", headers={"Host": "evil.example:80"})
+    assert con.getresponse().status == 421
 
 
 def test_load_20_raters_2000_votes(server):
