@@ -1,10 +1,13 @@
-"""The studio, safe to share (issue 21), at the API: names are data, raters and the owner are
-who their tokens say, Host and body limits hold, odd ids and names get a 4xx or work. (The page itself, with hostile
+"""The studio, safe to share (issue 21), at the API: names are data, Turing items keep their
+secret, raters and the owner are who their tokens say, Host and body limits hold, odd ids and
+names get a 4xx or work. (The page itself, with hostile
 names in every tab: test_studio_browser.py.)"""
 
+import io
 import re
 import shutil
 import sqlite3
+import struct
 
 import pytest
 from conftest import tiny_config
@@ -53,6 +56,17 @@ def _rater(app) -> TestClient:
     return c
 
 
+def _chunks(png: bytes) -> list[bytes]:
+    """The chunk types of a PNG file, in order."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    out, i = [], 8
+    while i < len(png):
+        n, kind = struct.unpack(">I4s", png[i: i + 8])
+        out.append(kind)
+        i += 12 + n
+    return out
+
+
 def test_every_response_forbids_inline_script(app):
     c = _client(app)
     for r in (c.get("/"), c.get("/static/app.js"), c.get("/api/runs"), c.get("/api/nothing"),
@@ -88,6 +102,25 @@ def test_hostile_names_are_stored_and_echoed_as_data(app):
     assert c.get(f"/api/runs/{XSS[0]}/sample.png").status_code == 200
     r = c.get("/api/runs/<b>nope</b>/log")
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+
+
+def test_turing_and_pair_items_carry_no_metadata(app, tmp_path):
+    c = _rater(app)
+    seen: dict[bool, bytes] = {}
+    con = sqlite3.connect(tmp_path / "s.sqlite")
+    while len(seen) < 2:  # a real and a generated item (a fair coin per item)
+        token = c.get("/api/turing/next").json()["token"]
+        real = con.execute("SELECT real_a FROM items WHERE token = ?", (token,)).fetchone()[0]
+        seen[bool(real)] = c.get(f"/api/items/{token}/image.png").content
+    assert _chunks(seen[True]) == _chunks(seen[False]) == [b"IHDR", b"IDAT", b"IEND"]
+    assert seen[True][8:33] == seen[False][8:33]  # the same IHDR: size, depth, colour type
+    pair = c.get("/api/pair/next").json()["token"]
+    for side in "ab":
+        assert _chunks(c.get(f"/api/items/{pair}/{side}.png").content) == [b"IHDR", b"IDAT", b"IEND"]
+    # the gallery's downloads keep their provenance
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(c.get("/api/runs/alpha/sample.png").content)).text["gankit:generated"] == "true"
 
 
 def test_votes_need_the_servers_rater_token(app, tmp_path):

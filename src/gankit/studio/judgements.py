@@ -34,6 +34,10 @@ def router(ctx: Studio) -> APIRouter:
 
     @r.get("/api/items/{token}/{side}.png")
     def item_image(token: str, side: Literal["image", "a", "b"]) -> Response:
+        """An item's image with no metadata at all, real or generated: the same encoder, the same
+        chunks, so the file cannot tell a rater what the question asks (the gallery's downloads
+        keep their provenance). A real image is generated for too, and the sample dropped, so
+        that neither answers sooner."""
         with ctx.store.read() as con:
             it = con.execute("SELECT * FROM items WHERE token = ?", (token,)).fetchone()
         if it is None:
@@ -42,13 +46,12 @@ def router(ctx: Studio) -> APIRouter:
             raise HTTPException(404, f"a {it['kind']} item has no image {side!r}")
         run, seed = (it["run_b"], it["seed_b"]) if side == "b" else (it["run_a"], it["seed_a"])
         r = ctx.run_of(run)
-        if it["real_a"]:
-            x = r.real()[seed: seed + 1]
-            return _png(x, None)  # a real image from the run's data: no "generated" mark
         g = ctx.images_only(r)
         with ctx.lock:
             x = g.sample(1, seed=seed, label=_label(g, seed, None))
-        return _png(x, {"model_hash": g.hash, "seed": str(seed)})
+        if it["real_a"]:
+            x = r.real()[seed: seed + 1]
+        return _png(x, None)
 
     @r.post("/api/votes")
     def vote(v: Vote, rater: str = Depends(ctx.access.rater)) -> dict[str, Any]:
