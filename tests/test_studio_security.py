@@ -1,6 +1,6 @@
 """The studio, safe to share (issue 21), at the API: names are data, Turing items keep their
 secret, raters and the owner are who their tokens say, Host and body limits hold, odd ids and
-names get a 4xx or work. (The page itself, with hostile
+names get a 4xx or work, and the judgements live beside the runs. (The page itself, with hostile
 names in every tab: test_studio_browser.py.)"""
 
 import io
@@ -15,6 +15,7 @@ from conftest import tiny_config
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from gankit import cli  # noqa: E402
 from gankit.studio.app import create_app  # noqa: E402
 from gankit.studio.guard import attachment  # noqa: E402
 from gankit.training.loop import fit  # noqa: E402
@@ -229,3 +230,29 @@ def test_odd_ids_and_names_get_a_4xx_or_work(app):
     assert gif.status_code == 200 and "linebreak-1-2.gif" in gif.headers["content-disposition"]
     assert attachment('a"b\\c\r\n\tü.csv') == {
         "Content-Disposition": "attachment; filename=\"a_b_c_.csv\"; filename*=UTF-8''a%22b%5Cc%C3%BC.csv"}
+
+
+def test_judgements_live_beside_the_runs_from_any_directory(runs, tmp_path, monkeypatch, capsys):
+    """`gankit serve RUN` started from two directories finds the same votes: the database is
+    studio.sqlite in the first run's parent folder (or --db); the owner link is printed once."""
+    served = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: served.append(app))
+    run = runs / "alpha"
+    for cwd in ("one", "two"):
+        (tmp_path / cwd).mkdir()
+        monkeypatch.chdir(tmp_path / cwd)
+        assert cli.main(["serve", str(run), "--port", "8123"]) == 0
+    out = capsys.readouterr().out
+    assert f"judgements in {runs / 'studio.sqlite'}" in out
+    links = re.findall(r"owner link.*: (http://127\.0\.0\.1:8123/#owner=(\S+))", out)
+    assert [tok for _, tok in links] == [a.state.owner_token for a in served]
+    first, second = (_rater(a) for a in served)
+    token = first.get("/api/turing/next").json()["token"]
+    assert first.post("/api/votes", json={"token": token, "answer": "real"}).json()["counted"]
+    assert second.get("/api/turing/results").json()["votes"] == 1
+    assert not list((tmp_path / "one").iterdir()) and not list((tmp_path / "two").iterdir())
+    assert cli.main(["serve", str(run), "--db", str(tmp_path / "elsewhere.sqlite")]) == 0
+    assert (tmp_path / "elsewhere.sqlite").exists()
+    (tmp_path / "notes.txt").write_text("not a database, " * 100)
+    assert cli.main(["serve", str(run), "--db", str(tmp_path / "notes.txt")]) == 2
+    assert "cannot open the studio's judgement database" in capsys.readouterr().err

@@ -244,11 +244,11 @@ def cmd_prepare(a: argparse.Namespace) -> int:
 def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
-    from .studio.app import create_app
+    from .studio.app import create_app, default_db
     from .studio.guard import LOOPBACK
 
     runs = [Path(r) for r in a.runs]
-    db = Path(a.db)
+    db = Path(a.db) if a.db else default_db(runs)
     app = create_app(runs, db, host=a.host, allow_hosts=a.allow_host)
     if a.host not in LOOPBACK:
         print(f"warning: serving on {a.host}: anyone who can reach this address can see the runs and take part in "
@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                     help="another name clients use for this server (a DNS name, a reverse proxy's name); requests "
                     "naming other hosts are refused. Repeatable")
-    sv.add_argument("--db", default="studio.sqlite", help="SQLite file for the judgements (kept across restarts)")
+    sv.add_argument("--db", default=None, help="SQLite file for the judgements (kept across restarts; default: "
+                    "studio.sqlite beside the first run folder)")
     sv.set_defaults(func=cmd_serve)
 
     ls = sub.add_parser("list", help="list recipes, model families, models, losses, datasets, data formats, "

@@ -173,13 +173,20 @@ class Studio:
         return names
 
 
+def default_db(run_dirs: list[Path]) -> Path:
+    """Where the judgements live unless told otherwise: beside the first run served (in its parent
+    folder), so a second start from any directory finds the same votes."""
+    return Path(run_dirs[0]).resolve().parent / "studio.sqlite"
+
+
 def create_app(run_dirs: list[Path], db_path: Path, *, host: str = "127.0.0.1",
                allow_hosts: Iterable[str] = ()) -> FastAPI:
     """The studio over `run_dirs`, its judgements in the SQLite file `db_path`.
 
     `host` is the address served and `allow_hosts` further names clients may use for it (a
     request naming another host gets 421). The owner's token is made here, new for each app, and
-    kept in `app.state.owner_token`. Raises GankitError for a folder that is not a run."""
+    kept in `app.state.owner_token`. Raises GankitError for a folder that is not a run and a
+    database that cannot be opened."""
     from . import access, judgements, runs, studies
 
     ctx = Studio(run_dirs, db_path, secrets.token_urlsafe(32))

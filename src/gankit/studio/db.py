@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import GankitError
+
 MIGRATIONS = [
     # 1: studies, their items (Turing-test images and preference pairs) and the votes on them
     """
@@ -112,7 +114,10 @@ def _statements(script: str) -> list[str]:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        migrate(self.path)
+        try:
+            migrate(self.path)
+        except (OSError, sqlite3.DatabaseError) as e:  # a read-only folder, a file that is not SQLite
+            raise GankitError(f"{self.path}: cannot open the studio's judgement database ({e})") from e
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
