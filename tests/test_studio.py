@@ -1,5 +1,6 @@
 """The studio's API with FastAPI's test client: every page's data, human evaluation stored in
-SQLite (no vote lost or counted twice, kept across restarts), and bad input answered with 4xx."""
+SQLite (no vote lost or counted twice, kept across restarts), and bad input answered with 4xx.
+(Tokens, hostile names, headers and limits: test_studio_security.py.)"""
 
 import io
 import json
@@ -31,12 +32,32 @@ def runs(tmp_path_factory):
     return root
 
 
+LOCAL = "http://127.0.0.1"  # the studio answers only requests addressed to its own host
+
+
+def rater(app) -> TestClient:
+    """A client of `app` that has taken part: it holds its own rater token (cookie)."""
+    c = TestClient(app, base_url=LOCAL)
+    assert c.post("/api/rater").status_code == 200
+    return c
+
+
 @pytest.fixture
 def client(runs, tmp_path):
+    """A rater's client; `client.owner` are the headers that make a request the owner's."""
     app = create_app([runs / "alpha", runs / "beta", runs / "cond"], tmp_path / "studio.sqlite")
-    with TestClient(app) as c:
+    with rater(app) as c:
         c.db = tmp_path / "studio.sqlite"
+        c.owner = {"Authorization": f"Bearer {app.state.owner_token}"}
         yield c
+
+
+def _real(db, token) -> bool:
+    con = sqlite3.connect(db)
+    try:
+        return bool(con.execute("SELECT real_a FROM items WHERE token = ?", (token,)).fetchone()[0])
+    finally:
+        con.close()
 
 
 def _png(resp):
@@ -86,13 +107,12 @@ def test_monitor_and_compare(client):
 def test_turing_votes_counted_once_and_scored(client):
     counts = {"real": 0, "fake": 0}
     for _ in range(30):
-        item = client.get("/api/turing/next?rater=r1").json()
-        im = _png(client.get(f"/api/items/{item['token']}/image.png"))
-        generated = im.text.get("gankit:generated") == "true"
-        r = client.post("/api/votes", json={"token": item["token"], "rater": "r1", "answer": "real"}).json()
-        assert r["counted"] and r["was"] == ("fake" if generated else "real")
+        item = client.get("/api/turing/next").json()
+        _png(client.get(f"/api/items/{item['token']}/image.png"))
+        r = client.post("/api/votes", json={"token": item["token"], "answer": "real"}).json()
+        assert r["counted"] and r["was"] == ("real" if _real(client.db, item["token"]) else "fake")
         counts[r["was"]] += 1
-        again = client.post("/api/votes", json={"token": item["token"], "rater": "r1", "answer": "fake"}).json()
+        again = client.post("/api/votes", json={"token": item["token"], "answer": "fake"}).json()
         assert not again["counted"]  # a double click or retry never counts twice
     res = client.get("/api/turing/results").json()
     assert res["votes"] == 30
@@ -105,10 +125,10 @@ def test_turing_votes_counted_once_and_scored(client):
 
 def test_pairwise_preference_and_bradley_terry(client):
     for _ in range(12):
-        item = client.get("/api/pair/next?rater=r2").json()
+        item = client.get("/api/pair/next").json()
         _png(client.get(f"/api/items/{item['token']}/a.png"))
         _png(client.get(f"/api/items/{item['token']}/b.png"))
-        assert client.post("/api/votes", json={"token": item["token"], "rater": "r2", "answer": "a"}).json()["counted"]
+        assert client.post("/api/votes", json={"token": item["token"], "answer": "a"}).json()["counted"]
     res = client.get("/api/pair/results").json()
     assert res["votes"] == 12 and sum(d["wins"] for d in res["runs"].values()) == 12
     for d in res["runs"].values():
@@ -117,32 +137,40 @@ def test_pairwise_preference_and_bradley_terry(client):
 
 
 def test_study_lifecycle_consent_progress_export_and_restart(client, runs, tmp_path):
-    s = client.post("/api/studies", json={"name": "s1", "kind": "pairwise", "n_items": 3,
-                                          "consent": "ok to store my answers", "runs": ["alpha", "beta"]}).json()
+    s = client.post("/api/studies", headers=client.owner, json={
+        "name": "s1", "kind": "pairwise", "n_items": 3, "consent": "ok to store my answers",
+        "runs": ["alpha", "beta"]}).json()
     sid = s["id"]
-    item = client.get(f"/api/studies/{sid}/next?rater=ann").json()
-    vote = {"token": item["token"], "rater": "ann", "answer": "b"}
-    assert client.post("/api/votes", json=vote).status_code == 403  # no consent yet
-    assert client.post(f"/api/studies/{sid}/consent", json={"rater": "ann"}).status_code == 200
+    ann = rater(client.app)
+    item = ann.get(f"/api/studies/{sid}/next").json()
+    vote = {"token": item["token"], "answer": "b"}
+    assert ann.post("/api/votes", json=vote).status_code == 403  # no consent yet
+    assert not ann.get(f"/api/studies/{sid}").json()["consented"]
+    assert ann.post(f"/api/studies/{sid}/consent").status_code == 200
     for _ in range(3):
-        item = client.get(f"/api/studies/{sid}/next?rater=ann").json()
-        r = client.post("/api/votes", json={"token": item["token"], "rater": "ann", "answer": "b"})
-        assert r.status_code == 200
-    assert client.get(f"/api/studies/{sid}/next?rater=ann").json() == {"done": True}
-    assert client.get(f"/api/studies/{sid}?rater=ann").json()["answered"] == 3
-    csv = client.get(f"/api/studies/{sid}/export.csv").text.splitlines()
+        item = ann.get(f"/api/studies/{sid}/next").json()
+        r = ann.post("/api/votes", json={"token": item["token"], "answer": "b"})
+        assert r.status_code == 200 and "was" not in r.json()
+    assert ann.get(f"/api/studies/{sid}/next").json() == {"done": True}
+    assert ann.get(f"/api/studies/{sid}").json()["answered"] == 3
+    csv = client.get(f"/api/studies/{sid}/export.csv", headers=client.owner).text.splitlines()
     assert csv[0].startswith("position,kind,run_a") and len(csv) == 4
-    assert client.get(f"/api/studies/{sid}/results").json()["votes"] == 3
-    client.post(f"/api/studies/{sid}/close")
-    assert client.post("/api/votes", json=vote).status_code == 409
-    # a restarted server over the same database keeps every judgement
+    assert client.get(f"/api/studies/{sid}/results", headers=client.owner).json()["votes"] == 3
+    client.post(f"/api/studies/{sid}/close", headers=client.owner)
+    assert ann.post("/api/votes", json=vote).status_code == 409
+    # a restarted server over the same database keeps every judgement and every rater; its owner
+    # token is a new one
     app2 = create_app([runs / "alpha", runs / "beta"], client.db)
-    with TestClient(app2) as c2:
-        assert c2.get(f"/api/studies/{sid}/results").json()["votes"] == 3
+    with TestClient(app2, base_url=LOCAL) as c2:
+        assert c2.get(f"/api/studies/{sid}/results", headers=client.owner).status_code == 403
+        owner2 = {"Authorization": f"Bearer {app2.state.owner_token}"}
+        assert c2.get(f"/api/studies/{sid}/results", headers=owner2).json()["votes"] == 3
         assert c2.get(f"/api/studies/{sid}").json()["closed"]
+        c2.cookies = ann.cookies
+        assert c2.get(f"/api/studies/{sid}").json()["answered"] == 3
     con = sqlite3.connect(client.db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 BAD = [
@@ -158,15 +186,22 @@ BAD = [
     ("get", "/api/runs/alpha/interp.png?a=1&b=2&t=2", None, 422),
     ("get", "/api/runs/alpha/interp.gif?a=1&b=2&steps=100000", None, 422),
     ("get", "/api/runs/cond/sample.png?label=99", None, 400),
-    ("get", "/api/turing/next", None, 422),
-    ("post", "/api/votes", {"token": "x" * 16, "rater": "r", "answer": "real"}, 404),
-    ("post", "/api/votes", {"token": "x" * 16, "rater": "r", "answer": "maybe"}, 422),
+    ("post", "/api/votes", {"token": "x" * 16, "answer": "real"}, 404),
+    ("post", "/api/votes", {"token": "x" * 16, "answer": "maybe"}, 422),
+    ("post", "/api/votes", {"token": "x" * 16, "rater": "someone-else", "answer": "real"}, 422),
     ("post", "/api/votes", {"token": 5, "rater": ["r"], "answer": "real"}, 422),
     ("post", "/api/votes", "not json", 422),
     ("post", "/api/studies", {"name": "s", "kind": "turing", "n_items": 10**6}, 422),
     ("post", "/api/studies", {"name": "s", "kind": "turing", "n_items": 2, "runs": ["nope"]}, 404),
+    ("post", "/api/studies", {"name": "line\nbreak", "kind": "turing", "n_items": 2}, 422),
     ("get", "/api/studies/999", None, 404),
-    ("get", "/api/studies/999/next?rater=r", None, 404),
+    ("get", "/api/studies/999/next", None, 404),
+    ("get", "/api/studies/9223372036854775808", None, 422),
+    ("get", "/api/studies/9223372036854775808/next", None, 422),
+    ("post", "/api/studies/9223372036854775808/close", None, 422),
+    ("get", "/api/studies/9223372036854775808/export.csv", None, 422),
+    ("get", "/api/studies/0/results", None, 422),
+    ("get", "/api/runs/cond/sample.png?label=9223372036854775808", None, 400),
     ("get", "/api/items/nosuchtoken/image.png", None, 404),
 ]
 
@@ -174,7 +209,7 @@ BAD = [
 @pytest.mark.parametrize("method,url,body,status", BAD)
 def test_bad_input_gets_a_4xx_with_a_message(client, method, url, body, status):
     kw = {} if body is None else ({"content": body} if isinstance(body, str) else {"json": body})
-    r = getattr(client, method)(url, **kw)
+    r = getattr(client, method)(url, headers=client.owner, **kw)
     assert r.status_code == status, (url, r.status_code, r.text)
     if r.headers.get("content-type", "").startswith("application/json"):
         assert r.json()["detail"]
@@ -184,18 +219,19 @@ def test_huge_body_and_toy_runs_are_refused(client, runs, tmp_path):
     r = client.post("/api/votes", content=b"x" * 100_000, headers={"content-type": "application/json"})
     assert r.status_code == 413
     app = create_app([runs / "ring"], tmp_path / "other.sqlite")
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         assert c.get("/api/runs/ring/sample.png").status_code == 400
         assert "points, not images" in c.get("/api/runs/ring/interp.png?a=0&b=1&t=0.5").json()["detail"]
-        assert "generates images from noise" in c.get("/api/turing/next?rater=r").json()["detail"]
-        assert c.get("/api/pair/next?rater=r").status_code in (400, 409)
+        assert "generates images from noise" in c.get("/api/turing/next").json()["detail"]
+        assert c.get("/api/pair/next").status_code in (400, 409)
 
 
 def test_closed_study_and_duplicate_names(client):
-    sid = client.post("/api/studies", json={"name": "dup", "kind": "turing", "n_items": 2}).json()["id"]
-    assert client.post("/api/studies", json={"name": "dup", "kind": "turing", "n_items": 2}).status_code == 409
-    client.post(f"/api/studies/{sid}/close")
-    assert client.get(f"/api/studies/{sid}/next?rater=r").status_code == 409
+    new = {"name": "dup", "kind": "turing", "n_items": 2}
+    sid = client.post("/api/studies", json=new, headers=client.owner).json()["id"]
+    assert client.post("/api/studies", json=new, headers=client.owner).status_code == 409
+    client.post(f"/api/studies/{sid}/close", headers=client.owner)
+    assert client.get(f"/api/studies/{sid}/next").status_code == 409
 
 
 def test_not_a_run_folder_is_a_clear_error(tmp_path):
@@ -204,16 +240,16 @@ def test_not_a_run_folder_is_a_clear_error(tmp_path):
 
 
 def test_concurrent_raters_lose_no_vote(client):
-    tokens = [client.get("/api/turing/next?rater=x").json()["token"] for _ in range(50)]
+    tokens = [client.get("/api/turing/next").json()["token"] for _ in range(50)]
+    raters = [rater(client.app) for _ in range(8)]  # each with its own token
 
-    def rate(k):
-        return sum(client.post("/api/votes", json={"token": t, "rater": f"c{k}", "answer": "fake"}).json()["counted"]
-                   for t in tokens)
+    def rate(c):
+        return sum(c.post("/api/votes", json={"token": t, "answer": "fake"}).json()["counted"] for t in tokens)
 
     with ThreadPoolExecutor(8) as ex:
-        assert sum(ex.map(rate, range(8))) == 400
+        assert sum(ex.map(rate, raters)) == 400
     con = sqlite3.connect(client.db)
-    assert con.execute("SELECT COUNT(*) FROM votes WHERE rater LIKE 'c%'").fetchone()[0] == 400
+    assert con.execute("SELECT COUNT(*), COUNT(DISTINCT rater) FROM votes").fetchone() == (400, 8)
 
 
 def test_wilson_and_bradley_terry_against_known_values():
@@ -238,7 +274,7 @@ def test_each_family_has_its_view(tmp_path):
     fit(tiny_config("speech_digits", *sets, steps=2), tmp_path / "tts")
     fit(tiny_config("ganomaly_mnist", *sets, steps=2), tmp_path / "an")
     app = create_app([tmp_path / "t2i", tmp_path / "tts", tmp_path / "an"], tmp_path / "s.sqlite")
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         fam = {r["name"]: r["family"] for r in c.get("/api/runs").json()}
         assert fam == {"t2i": "text2image", "tts": "speech", "an": "ganomaly"}
         seven = _png(c.get("/api/runs/t2i/sample.png?seed=1&text=a thick seven"))

@@ -1,7 +1,10 @@
 """The studio in a real browser: headless Debian Chromium (/usr/bin/chromium) driven by Playwright
-for Python, against `gankit serve`'s app on loopback. Also the load test: 20 concurrent raters,
-2000 votes, exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir)."""
+for Python, against `gankit serve`'s app on loopback, with a run whose folder and recipe names are
+script injections. Also the load test: 20 concurrent raters, each with its own token, 2000 votes,
+exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir)."""
 
+import http.client
+import http.cookiejar
 import json
 import os
 import socket
@@ -23,6 +26,8 @@ from gankit.studio.app import create_app  # noqa: E402
 from gankit.training.loop import fit  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
+XSS_IMG = "<img src=x onerror=alert(1)>"  # also a run folder's name (it has no slash)
+XSS_SCRIPT = '"><script>alert(1)</script>'
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +36,14 @@ def server(tmp_path_factory):
     sets = ["train.precision=fp32", "train.sample_every=2"]
     fit(tiny_config("dcgan_mnist_fast", *sets, steps=4), root / "alpha")
     fit(tiny_config("dcgan_mnist_fast", *sets, "train.seed=1", steps=4), root / "beta")
+    hostile = tiny_config("dcgan_mnist_fast", *sets, "train.seed=2", steps=2)
+    hostile.recipe = XSS_SCRIPT  # the recipe name a checkpoint carries is shown in every run list
+    fit(hostile, root / XSS_IMG)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     db = root / "studio.sqlite"
-    app = create_app([root / "alpha", root / "beta"], db)
+    app = create_app([root / "alpha", root / "beta", root / XSS_IMG], db)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
@@ -43,7 +51,7 @@ def server(tmp_path_factory):
         if srv.started:
             break
         time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "db": db, "root": root}
+    yield {"url": f"http://127.0.0.1:{port}", "db": db, "root": root, "owner": app.state.owner_token, "port": port}
     srv.should_exit = True
     t.join(timeout=10)
 
@@ -80,10 +88,11 @@ def _shots(tmp_path) -> Path:
 
 
 def _loaded(page, selector):
-    """Wait until every image matched by selector has finished loading with real pixels."""
-    page.wait_for_function(
-        f"Array.from(document.querySelectorAll('{selector}')).every(i => i.complete && i.naturalWidth > 0)"
-        f" && document.querySelectorAll('{selector}').length > 0")
+    """Wait until every image matched by selector has finished loading with real pixels. (Waits
+    are written as functions: Playwright evaluates a bare expression with eval, which the
+    studio's Content-Security-Policy forbids.)"""
+    page.wait_for_function("(sel) => document.querySelectorAll(sel).length > 0 && Array.from("
+                           "document.querySelectorAll(sel)).every(i => i.complete && i.naturalWidth > 0)", arg=selector)
 
 
 def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_path):
@@ -101,7 +110,7 @@ def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_pa
     _loaded(page, "#e-img")
     before = page.locator("#e-img").get_attribute("src")
     page.locator("#e-t").fill("0.9")  # a range input: fill sets the value and fires input
-    page.wait_for_function(f"document.getElementById('e-img').src !== {json.dumps(server['url'] + before)}")
+    page.wait_for_function("(old) => document.getElementById('e-img').src !== old", arg=server["url"] + before)
     _loaded(page, "#e-img")
     assert "t=0.9" in page.locator("#e-img").get_attribute("src")
     assert page.locator("#e-t-val").inner_text() == "0.90"
@@ -113,7 +122,8 @@ def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_pa
     for i in range(10):
         _loaded(page, "#t-img")
         page.click("#t-real" if i % 2 else "#t-fake")
-        page.wait_for_function(f"document.getElementById('t-score').textContent.startsWith('{i + 1} answered')")
+        page.wait_for_function("(s) => document.getElementById('t-score').textContent.startsWith(s)",
+                               arg=f"{i + 1} answered")
     page.wait_for_selector("#t-results tr:nth-child(2)")
     page.screenshot(path=str(shots / "studio-turing.png"), full_page=True)
     assert _rows(server["db"], "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
@@ -125,7 +135,7 @@ def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_pa
         _loaded(page, "#p-img-a")
         _loaded(page, "#p-img-b")
         page.click("#p-a" if i % 2 else "#p-b")
-        page.wait_for_function(f"document.getElementById('p-count').textContent === '{i + 1} votes'")
+        page.wait_for_function("(s) => document.getElementById('p-count').textContent === s", arg=f"{i + 1} votes")
     page.wait_for_selector("#p-results tr:nth-child(3)")
     page.screenshot(path=str(shots / "studio-preference.png"), full_page=True)
     assert _rows(server["db"], "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
@@ -140,13 +150,14 @@ def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_pa
 
 
 def test_user_study_in_chromium(server, page, tmp_path):
-    page.goto(server["url"] + "/")
+    page.goto(server["url"] + "/#owner=" + server["owner"])  # the owner link gankit serve prints
     page.wait_for_selector("body[data-ready='1']")
+    assert "#owner" not in page.url  # the token leaves the address bar
     page.click("button[data-tab='studies']")
     page.fill("#s-name", "browser-study")
     page.fill("#s-n", "3")
     page.click("#s-create")
-    page.locator("[data-open]").last.click()
+    page.get_by_role("row").filter(has_text="browser-study").get_by_role("button", name="take part").click()
     page.click("#s-agree")  # the consent note comes first
     for _ in range(3):
         page.wait_for_selector("#s-item .answer, #s-item .pick")
@@ -159,32 +170,120 @@ def test_user_study_in_chromium(server, page, tmp_path):
                                "JOIN studies ON studies.id = items.study_id WHERE studies.name = 'browser-study'") == 3
 
 
+def _owner_post(server, path, body):
+    req = urllib.request.Request(server["url"] + path, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json",
+                                          "authorization": f"Bearer {server['owner']}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_hostile_names_are_text_in_every_tab(server, page, tmp_path):
+    """Studies, a consent note, a run folder and a recipe named with script injections: every tab
+    shows them as text; no dialog opens, no element is injected, no script error or CSP refusal is
+    logged. The page runs under its own Content-Security-Policy, which refuses inline script."""
+    for name in (XSS_IMG, XSS_SCRIPT):
+        _owner_post(server, "/api/studies", {"name": name, "kind": "turing", "n_items": 2, "consent": XSS_IMG})
+    dialogs, console, failed = [], [], []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.goto(server["url"] + "/#owner=" + server["owner"])
+    page.wait_for_selector("body[data-ready='1']")
+
+    page.select_option("#g-run", XSS_IMG)
+    _loaded(page, "#g-grid img")
+    page.locator("#g-grid img").first.click()
+    assert page.locator("#g-d-run").inner_text() == XSS_IMG
+    assert XSS_SCRIPT in page.locator("#g-run").inner_text()  # the recipe, in every run list
+    page.click("#g-d-explore")
+    _loaded(page, "#e-img")
+    page.click("button[data-tab='monitor']")
+    page.select_option("#m-run", XSS_IMG)
+    page.wait_for_function("(s) => document.getElementById('m-info').textContent.includes(s)", arg=XSS_SCRIPT)
+    _loaded(page, "#m-grid")
+    page.click("button[data-tab='compare']")
+    page.wait_for_function("(s) => document.getElementById('c-table').textContent.includes(s)", arg=XSS_SCRIPT)
+    assert XSS_IMG in page.locator("#c-table").inner_text()
+    page.click("button[data-tab='turing']")
+    _loaded(page, "#t-img")
+    page.click("#t-fake")
+    page.wait_for_selector("#t-results tr:nth-child(2)")
+    page.click("button[data-tab='pair']")
+    _loaded(page, "#p-img-a")
+    page.click("button[data-tab='studies']")
+    page.wait_for_function("(s) => document.getElementById('s-list').textContent.includes(s)", arg=XSS_SCRIPT)
+    assert XSS_IMG in page.locator("#s-list").inner_text()
+    page.get_by_role("row").filter(has_text=XSS_SCRIPT).get_by_role("button", name="take part").click()
+    page.wait_for_selector("#s-consent-box:not([hidden])")
+    assert page.locator("#s-consent-text").inner_text() == XSS_IMG
+    assert page.locator("#s-title").inner_text() == f"{XSS_SCRIPT} (turing)"
+    page.click("#s-agree")
+    _loaded(page, "#s-item img")
+    page.get_by_role("row").filter(has_text=XSS_SCRIPT).get_by_role("button", name="results").click()
+    page.wait_for_function("(s) => document.getElementById('s-results').textContent.includes(s)", arg=XSS_SCRIPT)
+    page.screenshot(path=str(_shots(tmp_path) / "studio-hostile-names.png"), full_page=True)
+
+    assert not dialogs, dialogs
+    assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"], [onerror], [onload], script').length") == 1
+    assert [c for c in console if not c.startswith("Failed to load resource")] == [], console
+    assert all(u.endswith("/favicon.ico") for u in failed), failed
+    # and script put into the page anyway would not run: the policy refuses inline script
+    ran = page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
+                        " document.body.append(s); return window.ran === 1; }")
+    assert not ran and any("Content Security Policy" in c for c in console)
+
+
+def test_chunked_oversize_body_and_foreign_host_over_a_socket(server):
+    """The probe of issue 21 against uvicorn itself: a 5 MiB vote sent chunked (no Content-Length)
+    gets 413; a request naming another host (DNS rebinding) gets 421."""
+    con = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
+    con.request("POST", "/api/votes", body=(b"x" * 65536 for _ in range(80)),
+                headers={"content-type": "application/json"}, encode_chunked=True)
+    r = con.getresponse()
+    assert r.status == 413 and b"larger than" in r.read()
+    con = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
+    con.request("GET", "/api/runs", headers={"Host": "evil.example:80"})
+    assert con.getresponse().status == 421
+
+
 def test_load_20_raters_2000_votes(server):
-    """Loopback load: 20 concurrent raters, 100 Turing items each -> exactly 2000 vote rows."""
+    """Loopback load: 20 concurrent raters, each with its own token (cookie jar), 100 Turing items
+    each -> exactly 2000 vote rows; every rater's repeated answer is refused."""
     url = server["url"]
 
-    def call(path, body=None):
-        req = urllib.request.Request(url + path, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
-        t0 = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=60) as r:
-            out = json.loads(r.read())
-        return out, time.perf_counter() - t0
+    def caller():
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+        def call(path, body=None):
+            req = urllib.request.Request(url + path, data=None if body is None else json.dumps(body).encode(),
+                                         headers={"content-type": "application/json"})
+            t0 = time.perf_counter()
+            with opener.open(req, timeout=60) as r:
+                out = json.loads(r.read())
+            return out, time.perf_counter() - t0
+
+        return call
 
     def rater(k):
-        lat = []
+        call, lat = caller(), []
+        me = call("/api/rater", {})[0]["rater"]
         for _ in range(100):
-            item, _ = call(f"/api/turing/next?rater=load{k}")
-            res, dt = call("/api/votes", {"token": item["token"], "rater": f"load{k}", "answer": "fake"})
+            item, _ = call("/api/turing/next")
+            res, dt = call("/api/votes", {"token": item["token"], "answer": "fake"})
             assert res["counted"]
             lat.append(dt)
-        return lat
+        assert not call("/api/votes", {"token": item["token"], "answer": "real"})[0]["counted"]
+        return me, lat
 
     before = _rows(server["db"], "SELECT COUNT(*) FROM votes")
     with ThreadPoolExecutor(20) as ex:
-        lat = [x for part in ex.map(rater, range(20)) for x in part]
+        parts = list(ex.map(rater, range(20)))
+    lat = [x for _, part in parts for x in part]
+    raters = ", ".join(f"'{me}'" for me, _ in parts)
     assert _rows(server["db"], "SELECT COUNT(*) FROM votes") - before == 2000
-    assert _rows(server["db"], "SELECT COUNT(*) FROM votes WHERE rater LIKE 'load%'") == 2000
+    assert _rows(server["db"], f"SELECT COUNT(*) FROM votes WHERE rater IN ({raters})") == 2000
+    assert _rows(server["db"], f"SELECT COUNT(DISTINCT rater) FROM votes WHERE rater IN ({raters})") == 20
     p95 = statistics.quantiles(lat, n=20)[-1]
     print(f"\nload: 2000 votes from 20 raters, vote p95 latency {1000 * p95:.1f} ms, median "
           f"{1000 * statistics.median(lat):.1f} ms")

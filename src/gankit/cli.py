@@ -244,13 +244,23 @@ def cmd_prepare(a: argparse.Namespace) -> int:
 def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
-    from .studio.app import create_app
+    from .studio.app import create_app, default_db
+    from .studio.guard import LOOPBACK
 
-    app = create_app([Path(r) for r in a.runs], Path(a.db))
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {a.host}: anyone who can reach this address can see the runs and vote",
+    runs = [Path(r) for r in a.runs]
+    db = Path(a.db) if a.db else default_db(runs)
+    app = create_app(runs, db, host=a.host, allow_hosts=a.allow_host)
+    if a.host not in LOOPBACK:
+        print(f"warning: serving on {a.host}: anyone who can reach this address can see the runs and take part in "
+              "studies; use a reverse proxy with TLS beyond a trusted network (README: Sharing the studio)",
               file=sys.stderr)
-    print(f"gankit studio: http://{a.host}:{a.port}/  ({len(a.runs)} runs, judgements in {a.db})")
+    # the owner opens this link (on a wildcard bind, from this machine); the token is in the fragment
+    # (#), which browsers never send to a server, and it changes at every start
+    shown = "127.0.0.1" if a.host in ("0.0.0.0", "::", "") else f"[{a.host}]" if ":" in a.host else a.host
+    url = f"http://{shown}:{a.port}/"
+    print(f"gankit studio: {url}  ({len(runs)} runs, judgements in {db})")
+    print(f"owner link (create, close and read out studies; keep it private): {url}#owner={app.state.owner_token}")
+    sys.stdout.flush()
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
 
@@ -375,8 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "human evaluation (Turing test, pairwise preference, user studies)")
     sv.add_argument("runs", nargs="+", help="run folders to serve (only these can be reached)")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    sv.add_argument("--db", default="studio.sqlite", help="SQLite file for the judgements (kept across restarts)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only); "
+                    "0.0.0.0 serves every network interface")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="another name clients use for this server (a DNS name, a reverse proxy's name); requests "
+                    "naming other hosts are refused. Repeatable")
+    sv.add_argument("--db", default=None, help="SQLite file for the judgements (kept across restarts; default: "
+                    "studio.sqlite beside the first run folder)")
     sv.set_defaults(func=cmd_serve)
 
     ls = sub.add_parser("list", help="list recipes, model families, models, losses, datasets, data formats, "

@@ -3,7 +3,9 @@
 Only those runs can be reached: a run is addressed by its short name, looked up in a dict made
 at start-up, never joined into a path; sample grids are served only under names found by listing
 the run's own `samples/` folder. Request bodies and `n` are bounded; bad input is a 4xx with a
-message. Judgements live in SQLite (`db.py`).
+message. Requests must name this studio as their Host, and every response forbids inline script
+(`guard.py`); raters hold server-issued tokens and the owner the token printed at start-up
+(`access.py`). Judgements live in SQLite (`db.py`).
 """
 
 from __future__ import annotations
@@ -13,24 +15,30 @@ import json
 import random
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from fastapi import FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import api
 from ..errors import GankitError
 from ..monitor.images import grid, provenance
 from . import stats
+from .access import Access
 from .db import Store, now
+from .guard import Guard, host_names
 
 MAX_N = 256  # images per gallery request
 MAX_BODY = 64 * 1024  # bytes of a request body
 STATIC = Path(__file__).parent / "static"
+# a study id is an SQLite integer: a bigger one could never exist, and would overflow the driver
+StudyId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
 @dataclass
@@ -59,6 +67,8 @@ class Run:
 
 
 def _png(x: torch.Tensor, info: dict[str, str] | None, scale: int = 4) -> Response:
+    """A PNG of the images x; with `info`, the provenance chunks saying it is generated, by which
+    model. Without, IHDR, IDAT and IEND only: the same bytes-level shape for any image."""
     img = grid(x, nrow=len(x), pad=0, scale=scale)
     buf = io.BytesIO()
     img.save(buf, format="PNG", pnginfo=provenance(info) if info is not None else None)
@@ -66,8 +76,9 @@ def _png(x: torch.Tensor, info: dict[str, str] | None, scale: int = 4) -> Respon
 
 
 class Vote(BaseModel):
+    # no rater field: the rater is the holder of the request's rater token (access.py)
+    model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=8, max_length=64)
-    rater: str = Field(min_length=1, max_length=64)
     answer: Literal["real", "fake", "a", "b"]
     ms: int | None = Field(default=None, ge=0, le=3_600_000)
 
@@ -80,9 +91,12 @@ class NewStudy(BaseModel):
     runs: list[str] | None = None
     seed: int = 0
 
-
-class Consent(BaseModel):
-    rater: str = Field(min_length=1, max_length=64)
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        if not name.isprintable():
+            raise ValueError("a study name is one line of printable text (no line breaks, tabs or control characters)")
+        return name
 
 
 
@@ -90,7 +104,7 @@ class Studio:
     """What the routers share: the served runs (by short name), the judgement store, and one lock
     so that only one generator forward runs at a time (they are fast; threads would oversubscribe)."""
 
-    def __init__(self, run_dirs: list[Path], db_path: Path) -> None:
+    def __init__(self, run_dirs: list[Path], db_path: Path, owner_token: str) -> None:
         self.runs: dict[str, Run] = {}
         for p in run_dirs:
             p = Path(p)
@@ -101,6 +115,7 @@ class Studio:
                 name, k = f"{p.resolve().name}-{k}", k + 1
             self.runs[name] = Run(name, p)
         self.store = Store(db_path)
+        self.access = Access(self.store, owner_token)
         self.lock = threading.Lock()
 
     def run_of(self, name: str) -> Run:
@@ -158,18 +173,27 @@ class Studio:
         return names
 
 
-def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
-    from . import judgements, runs, studies
+def default_db(run_dirs: list[Path]) -> Path:
+    """Where the judgements live unless told otherwise: beside the first run served (in its parent
+    folder), so a second start from any directory finds the same votes."""
+    return Path(run_dirs[0]).resolve().parent / "studio.sqlite"
 
-    ctx = Studio(run_dirs, db_path)
-    app = FastAPI(title="gankit studio", docs_url="/api/docs", redoc_url=None)
 
-    @app.middleware("http")
-    async def bound_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            return JSONResponse({"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413)
-        return await call_next(request)
+def create_app(run_dirs: list[Path], db_path: Path, *, host: str = "127.0.0.1",
+               allow_hosts: Iterable[str] = ()) -> FastAPI:
+    """The studio over `run_dirs`, its judgements in the SQLite file `db_path`.
+
+    `host` is the address served and `allow_hosts` further names clients may use for it (a
+    request naming another host gets 421). The owner's token is made here, new for each app, and
+    kept in `app.state.owner_token`. Raises GankitError for a folder that is not a run and a
+    database that cannot be opened."""
+    from . import access, judgements, runs, studies
+
+    ctx = Studio(run_dirs, db_path, secrets.token_urlsafe(32))
+    # no interactive API docs: Swagger's page loads script from a CDN and runs it inline, which the
+    # studio's Content-Security-Policy forbids; /openapi.json describes the API
+    app = FastAPI(title="gankit studio", docs_url=None, redoc_url=None)
+    app.add_middleware(Guard, names=host_names(host, allow_hosts), max_body=MAX_BODY)
 
     @app.exception_handler(GankitError)
     async def gankit_error(request: Request, e: GankitError):
@@ -186,9 +210,10 @@ def create_app(run_dirs: list[Path], db_path: Path) -> FastAPI:
             raise HTTPException(404, "no such file")
         return FileResponse(files[name])
 
+    app.include_router(access.router(ctx.access))
     for module in (runs, judgements, studies):
         app.include_router(module.router(ctx))
-    app.state.store, app.state.runs = ctx.store, ctx.runs
+    app.state.store, app.state.runs, app.state.owner_token = ctx.store, ctx.runs, ctx.access.owner_token
     return app
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import GankitError
+
 MIGRATIONS = [
     # 1: studies, their items (Turing-test images and preference pairs) and the votes on them
     """
@@ -60,6 +62,15 @@ MIGRATIONS = [
         PRIMARY KEY (study_id, rater)
     );
     """,
+    # 3: raters issued by the server; a rater's token is a secret, so only its SHA-256 is kept. Votes
+    # and consents name raters by id (older rows keep the free-text ids raters typed)
+    """
+    CREATE TABLE raters (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -103,7 +114,10 @@ def _statements(script: str) -> list[str]:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        migrate(self.path)
+        try:
+            migrate(self.path)
+        except (OSError, sqlite3.DatabaseError) as e:  # a read-only folder, a file that is not SQLite
+            raise GankitError(f"{self.path}: cannot open the studio's judgement database ({e})") from e
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

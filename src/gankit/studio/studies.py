@@ -1,5 +1,6 @@
 """The studio's user-study routes: create (a fixed, seeded set of items), consent, the next item
-for a rater, progress, results, CSV export, closing."""
+for a rater, progress, results, CSV export, closing. Creating, closing, results and export are the
+owner's (the CSV names which positions are real images: it is the test's answer key)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ import json
 import random
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
-from .app import Consent, NewStudy, Studio, _pair_results, _turing_results
+from .app import NewStudy, Studio, StudyId, _pair_results, _turing_results
 from .db import now
+from .guard import attachment
 
 
 def router(ctx: Studio) -> APIRouter:
     r = APIRouter()
+    owner = [Depends(ctx.access.owner)]
 
-    @r.post("/api/studies")
+    @r.post("/api/studies", dependencies=owner)
     def create_study(s: NewStudy) -> dict[str, Any]:
         names = ctx.image_runs(s.runs)
         if s.kind == "pairwise" and len(set(names)) < 2:
@@ -66,21 +68,24 @@ def router(ctx: Studio) -> APIRouter:
         return [study_info(i) for i in ids]
 
     @r.get("/api/studies/{sid}")
-    def get_study(sid: int, rater: str | None = Query(None, min_length=1, max_length=64)) -> dict[str, Any]:
-        return study_info(sid, rater)
+    def get_study(sid: StudyId, request: Request) -> dict[str, Any]:
+        """A study; with a rater token, also how far that rater got and whether they consented."""
+        return study_info(sid, ctx.access.rater_or_none(request))
 
     @r.post("/api/studies/{sid}/consent")
-    def consent(sid: int, c: Consent) -> dict[str, Any]:
-        with ctx.store.write() as con:
-            st = study_row(con, sid)
-            if st["closed"]:
+    def consent(sid: StudyId, request: Request, response: Response) -> dict[str, Any]:
+        """The rater agrees to the study's consent note; a browser without a rater token gets one here."""
+        with ctx.store.read() as con:
+            if study_row(con, sid)["closed"]:
                 raise HTTPException(409, "this study is closed")
+        rater = ctx.access.join(request, response)
+        with ctx.store.write() as con:
             con.execute("INSERT INTO consents (study_id, rater, created) VALUES (?, ?, ?) "
-                        "ON CONFLICT DO NOTHING", (sid, c.rater, now()))
-        return {"ok": True}
+                        "ON CONFLICT DO NOTHING", (sid, rater, now()))
+        return {"ok": True, "rater": rater}
 
     @r.get("/api/studies/{sid}/next")
-    def study_next(sid: int, rater: str = Query(..., min_length=1, max_length=64)) -> dict[str, Any]:
+    def study_next(sid: StudyId, rater: str = Depends(ctx.access.rater)) -> dict[str, Any]:
         with ctx.store.read() as con:
             st = study_row(con, sid)
             if st["closed"]:
@@ -92,23 +97,23 @@ def router(ctx: Studio) -> APIRouter:
             return {"done": True}
         return {"token": it["token"], "kind": it["kind"], "position": it["position"], "of": st["n_items"]}
 
-    @r.post("/api/studies/{sid}/close")
-    def close_study(sid: int) -> dict[str, Any]:
+    @r.post("/api/studies/{sid}/close", dependencies=owner)
+    def close_study(sid: StudyId) -> dict[str, Any]:
         with ctx.store.write() as con:
             study_row(con, sid)
             con.execute("UPDATE studies SET closed = 1 WHERE id = ?", (sid,))
         return study_info(sid)
 
-    @r.get("/api/studies/{sid}/results")
-    def study_results(sid: int) -> dict[str, Any]:
+    @r.get("/api/studies/{sid}/results", dependencies=owner)
+    def study_results(sid: StudyId) -> dict[str, Any]:
         with ctx.store.read() as con:
             st = study_row(con, sid)
             res = (_turing_results(con, sid) if st["kind"] == "turing"
                    else _pair_results(con, sid, json.loads(st["runs"])))
         return {"study": study_info(sid), **res}
 
-    @r.get("/api/studies/{sid}/export.csv")
-    def export(sid: int) -> Response:
+    @r.get("/api/studies/{sid}/export.csv", dependencies=owner)
+    def export(sid: StudyId) -> Response:
         with ctx.store.read() as con:
             st = study_row(con, sid)
             rows = con.execute(
@@ -121,7 +126,6 @@ def router(ctx: Studio) -> APIRouter:
         w.writerow(["position", "kind", "run_a", "seed_a", "real_a", "run_b", "seed_b", "rater", "answer", "ms",
                     "created"])
         w.writerows([list(r) for r in rows])
-        return Response(buf.getvalue(), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="study-{sid}-{st["name"]}.csv"'})
+        return Response(buf.getvalue(), media_type="text/csv", headers=attachment(f"study-{sid}-{st['name']}.csv"))
 
     return r

@@ -3,14 +3,32 @@
 
 const $ = (id) => document.getElementById(id);
 let RUNS = [];
+let SESSION = {rater: null, owner: false};  // this browser's rater id (issued by the server) and owner status
 
-function rater() {
-  let r = localStorage.getItem("gankit-rater");
-  if (!r) {
-    r = "rater-" + Math.random().toString(36).slice(2, 10);
-    localStorage.setItem("gankit-rater", r);
-  }
-  return r;
+// Every text from the server or the user (run, study and recipe names, metric keys, messages) goes
+// into the page as text, never as markup: elements are made here and filled with text nodes, so a
+// name such as <img src=x onerror=...> is shown as written and never runs.
+function el(tag, props = {}, ...children) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return e;
+}
+
+function fillTable(table, head, rows) {
+  table.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))),
+                        ...rows.map((cells) => el("tr", {}, ...cells.map((c) => (c instanceof HTMLTableCellElement ? c : el("td", {}, c))))));
+}
+
+// The rater token is the server's, in an HttpOnly cookie this script never sees; the first answer
+// asks for one. The page shows only the public rater id that answers are recorded under.
+async function ensureRater() {
+  if (!SESSION.rater) SESSION.rater = (await post("/api/rater", {})).rater;
+  showRater();
+  return SESSION.rater;
+}
+
+function showRater() {
+  $("rater").textContent = SESSION.rater || "none yet (one is issued with your first answer)";
 }
 
 async function api(path, opts) {
@@ -53,8 +71,8 @@ function configureGallery() {
   $("g-say").hidden = !(run && run.family === "speech");
   $("g-scores").hidden = !(run && ANOMALY.includes(run.family));
   if (run && run.conditional) {
-    $("g-label").innerHTML = '<option value="">all (i mod K)</option>' +
-      Array.from({length: run.n_classes}, (_, k) => `<option value="${k}">${k}</option>`).join("");
+    $("g-label").replaceChildren(new Option("all (i mod K)", ""),
+      ...Array.from({length: run.n_classes}, (_, k) => new Option(String(k), String(k))));
   }
 }
 
@@ -77,7 +95,7 @@ async function showGallery() {
   const g = await api(`/api/runs/${encodeURIComponent(name)}/gallery?n=${n}&seed=${seed}`);
   const p = galleryParams();
   const box = $("g-grid");
-  box.innerHTML = "";
+  box.replaceChildren();
   for (const s of g.seeds) {
     const img = document.createElement("img");
     const q = new URLSearchParams(p);
@@ -180,7 +198,7 @@ async function refreshMonitor() {
 function showGrid(name, grids) {
   const i = parseInt($("m-step").value, 10);
   if (!grids.length) { $("m-step-name").textContent = "no sample grids"; return; }
-  $("m-grid").src = `/api/runs/${encodeURIComponent(name)}/grids/${grids[i]}`;
+  $("m-grid").src = `/api/runs/${encodeURIComponent(name)}/grids/${encodeURIComponent(grids[i])}`;
   $("m-step-name").textContent = grids[i];
   $("m-step").oninput = () => showGrid(name, grids);
 }
@@ -189,14 +207,14 @@ function showGrid(name, grids) {
 async function showCompare() {
   const c = await api("/api/compare");
   const names = Object.keys(c.runs);
-  const head = "<tr><th>metric</th>" + names.map((n) => `<th>${n}</th>`).join("") + "</tr>";
-  const rows = c.metrics.map((m) => `<tr><td>${m}</td>` + names.map((n) => {
+  const rows = c.metrics.map((m) => [m, ...names.map((n) => {
     const v = c.runs[n][m];
-    return `<td>${typeof v === "number" ? v.toPrecision(4) : "–"}</td>`;
-  }).join("") + "</tr>");
-  const info = RUNS.map((r) => `<tr><td>${r.name}</td><td>${r.recipe}</td><td>${r.model}</td><td>${r.step}</td></tr>`);
-  $("c-table").innerHTML = head + (rows.join("") || `<tr><td colspan="${names.length + 1}">no eval.json in these runs</td></tr>`) +
-    "<tr><th>run</th><th>recipe</th><th>model</th><th>step</th></tr>" + info.join("");
+    return typeof v === "number" ? v.toPrecision(4) : "–";
+  })]);
+  fillTable($("c-table"), ["metric", ...names],
+            rows.length ? rows : [[el("td", {colSpan: names.length + 1}, "no eval.json in these runs")]]);
+  $("c-table").append(el("tr", {}, ...["run", "recipe", "model", "step"].map((h) => el("th", {}, h))),
+                      ...RUNS.map((r) => el("tr", {}, ...[r.name, r.recipe, r.model, String(r.step)].map((t) => el("td", {}, t)))));
 }
 
 // --- Turing test --------------------------------------------------------------------------------
@@ -212,7 +230,8 @@ async function showImages(pairs) {
 
 async function nextTuring() {
   setAnswerable(["t-real", "t-fake"], false);
-  const item = await api(`/api/turing/next?rater=${encodeURIComponent(rater())}`);
+  await ensureRater();
+  const item = await api("/api/turing/next");
   await showImages([["t-img", `/api/items/${item.token}/image.png`]]);
   turingItem = item;
   turingShown = performance.now();
@@ -225,8 +244,7 @@ async function answerTuring(answer) {
   const item = turingItem;
   turingItem = null;
   setAnswerable(["t-real", "t-fake"], false);
-  const r = await post("/api/votes", {token: item.token, rater: rater(), answer,
-                                       ms: Math.round(performance.now() - turingShown)});
+  const r = await post("/api/votes", {token: item.token, answer, ms: Math.round(performance.now() - turingShown)});
   turingAnswered += 1;
   $("t-feedback").textContent = `It was ${r.was}. (${turingAnswered} answered)`;
   $("t-score").textContent = `${turingAnswered} answered`;
@@ -236,9 +254,9 @@ async function answerTuring(answer) {
 async function showTuringResults() {
   const r = await api("/api/turing/results");
   const fmt = (p, ci) => Number.isFinite(p) ? `${(100 * p).toFixed(1)} % [${(100 * ci[0]).toFixed(1)}, ${(100 * ci[1]).toFixed(1)}]` : "–";
-  $("t-results").innerHTML = "<tr><th>run</th><th>generated shown</th><th>fool rate (95 % CI)</th><th>real shown</th><th>real judged real</th></tr>" +
-    Object.entries(r.runs).map(([n, d]) => `<tr><td>${n}</td><td>${d.fake_n}</td><td>${fmt(d.fool_rate, d.fool_rate_95)}</td>` +
-      `<td>${d.real_n}</td><td>${fmt(d.real_judged_real, d.real_judged_real_95)}</td></tr>`).join("");
+  fillTable($("t-results"), ["run", "generated shown", "fool rate (95 % CI)", "real shown", "real judged real"],
+    Object.entries(r.runs).map(([n, d]) => [n, String(d.fake_n), fmt(d.fool_rate, d.fool_rate_95), String(d.real_n),
+                                             fmt(d.real_judged_real, d.real_judged_real_95)]));
 }
 
 // --- pairwise preference ------------------------------------------------------------------------
@@ -246,7 +264,8 @@ let pairItem = null, pairVotes = 0;
 async function nextPair() {
   setAnswerable(["p-a", "p-b"], false);
   try {
-    pairItem = await api(`/api/pair/next?rater=${encodeURIComponent(rater())}`);
+    await ensureRater();
+    pairItem = await api("/api/pair/next");
   } catch (e) {
     $("p-count").textContent = e.message;
     return;
@@ -264,7 +283,7 @@ async function votePair(answer) {
   const item = pairItem;
   pairItem = null;
   setAnswerable(["p-a", "p-b"], false);
-  await post("/api/votes", {token: item.token, rater: rater(), answer});
+  await post("/api/votes", {token: item.token, answer});
   pairVotes += 1;
   $("p-count").textContent = `${pairVotes} votes`;
   await nextPair();
@@ -272,26 +291,29 @@ async function votePair(answer) {
 
 async function showPairResults() {
   const r = await api("/api/pair/results");
-  $("p-results").innerHTML = "<tr><th>run</th><th>wins / comparisons</th><th>log-strength (95 % CI)</th></tr>" +
-    Object.entries(r.runs).map(([n, d]) => `<tr><td>${n}</td><td>${d.wins} / ${d.comparisons}</td>` +
-      `<td>${d.bt_log_strength.toFixed(2)} [${Number.isFinite(d.bt_95[0]) ? d.bt_95[0].toFixed(2) : "–"}, ` +
-      `${Number.isFinite(d.bt_95[1]) ? d.bt_95[1].toFixed(2) : "–"}]</td></tr>`).join("");
+  const ci = (x) => Number.isFinite(x) ? x.toFixed(2) : "–";
+  fillTable($("p-results"), ["run", "wins / comparisons", "log-strength (95 % CI)"],
+    Object.entries(r.runs).map(([n, d]) => [n, `${d.wins} / ${d.comparisons}`,
+                                             `${d.bt_log_strength.toFixed(2)} [${ci(d.bt_95[0])}, ${ci(d.bt_95[1])}]`]));
 }
 
 // --- user studies -------------------------------------------------------------------------------
+// Anyone can take part; creating and closing a study, its results and its CSV are the owner's.
 async function listStudies() {
+  $("s-new").hidden = !SESSION.owner;
+  $("s-owner-note").hidden = SESSION.owner;
   const list = await api("/api/studies");
-  $("s-list").innerHTML = "<tr><th>study</th><th>kind</th><th>items</th><th>votes</th><th>raters</th><th></th></tr>" +
-    list.map((s) => `<tr><td>${s.name}</td><td>${s.kind}</td><td>${s.n_items}</td><td>${s.votes}</td><td>${s.raters}</td>` +
-      `<td>${s.closed ? "closed" : `<button data-open="${s.id}">take part</button>`} ` +
-      `<a href="/api/studies/${s.id}/export.csv">CSV</a> <button data-results="${s.id}">results</button>` +
-      (s.closed ? "" : ` <button data-close="${s.id}">close</button>`) + "</td></tr>").join("");
-  $("s-list").querySelectorAll("[data-open]").forEach((b) => (b.onclick = () => openStudy(+b.dataset.open)));
-  $("s-list").querySelectorAll("[data-results]").forEach((b) => (b.onclick = () => studyResults(+b.dataset.results)));
-  $("s-list").querySelectorAll("[data-close]").forEach((b) => (b.onclick = async () => {
-    await post(`/api/studies/${b.dataset.close}/close`, {});
-    listStudies();
-  }));
+  const button = (text, onclick) => el("button", {onclick}, text);
+  fillTable($("s-list"), ["study", "kind", "items", "votes", "raters", ""], list.map((s) => [
+    s.name, s.kind, String(s.n_items), String(s.votes), String(s.raters),
+    el("td", {}, s.closed ? "closed " : button("take part", () => openStudy(s.id)), " ",
+       ...(SESSION.owner ? [el("a", {href: `/api/studies/${s.id}/export.csv`}, "CSV"), " ",
+                            button("results", () => studyResults(s.id)), " ",
+                            !s.closed && button("close", async () => {
+                              await post(`/api/studies/${s.id}/close`, {});
+                              listStudies();
+                            })] : [])),
+  ]));
 }
 
 async function studyResults(id) {
@@ -300,63 +322,82 @@ async function studyResults(id) {
 }
 
 async function openStudy(id) {
-  const s = await api(`/api/studies/${id}?rater=${encodeURIComponent(rater())}`);
+  const s = await api(`/api/studies/${id}`);
   $("s-run").hidden = false;
   $("s-title").textContent = `${s.name} (${s.kind})`;
   $("s-results").textContent = "";
   if (!s.consented) {
     $("s-consent-box").hidden = false;
     $("s-consent-text").textContent = s.consent;
-    $("s-item").innerHTML = "";
+    $("s-item").replaceChildren();
     $("s-agree").onclick = async () => {
-      await post(`/api/studies/${id}/consent`, {rater: rater()});
+      SESSION.rater = (await post(`/api/studies/${id}/consent`, {})).rater;  // issues a rater token if none yet
+      showRater();
       $("s-consent-box").hidden = true;
       openStudy(id);
     };
     return;
   }
   $("s-consent-box").hidden = true;
-  const it = await api(`/api/studies/${id}/next?rater=${encodeURIComponent(rater())}`);
-  $("s-progress").textContent = `${s.answered} of ${s.n_items} answered`;
+  await ensureRater();
+  const it = await api(`/api/studies/${id}/next`);
+  $("s-progress").textContent = `${s.answered ?? 0} of ${s.n_items} answered`;
   if (it.done) {
-    $("s-item").innerHTML = "<p>Done — thank you.</p>";
+    $("s-item").replaceChildren(el("p", {}, "Done — thank you."));
     listStudies();
     return;
   }
-  const answer = async (a) => {
-    await post("/api/votes", {token: it.token, rater: rater(), answer: a});
+  const answer = (a) => async () => {
+    await post("/api/votes", {token: it.token, answer: a});
     openStudy(id);
   };
+  const src = (side) => `/api/items/${encodeURIComponent(it.token)}/${side}.png`;
   if (it.kind === "turing") {
-    $("s-item").innerHTML = `<div class="ask"><img src="/api/items/${it.token}/image.png" alt="real or generated?">` +
-      '<div><button class="answer" id="s-real">Real</button><button class="answer" id="s-fake">Generated</button></div></div>';
-    $("s-real").onclick = () => answer("real");
-    $("s-fake").onclick = () => answer("fake");
+    $("s-item").replaceChildren(el("div", {className: "ask"},
+      el("img", {src: src("image"), alt: "real or generated?"}),
+      el("div", {}, el("button", {className: "answer", onclick: answer("real")}, "Real"),
+                    el("button", {className: "answer", onclick: answer("fake")}, "Generated"))));
   } else {
-    $("s-item").innerHTML = `<div class="pair"><button class="pick" id="s-a"><img src="/api/items/${it.token}/a.png" alt="left"></button>` +
-      `<button class="pick" id="s-b"><img src="/api/items/${it.token}/b.png" alt="right"></button></div>`;
-    $("s-a").onclick = () => answer("a");
-    $("s-b").onclick = () => answer("b");
+    $("s-item").replaceChildren(el("div", {className: "pair"},
+      el("button", {className: "pick", onclick: answer("a")}, el("img", {src: src("a"), alt: "left"})),
+      el("button", {className: "pick", onclick: answer("b")}, el("img", {src: src("b"), alt: "right"}))));
   }
 }
 
 async function createStudy() {
+  $("s-error").textContent = "";
   try {
     await post("/api/studies", {name: $("s-name").value, kind: $("s-kind").value,
                                 n_items: parseInt($("s-n").value, 10), consent: $("s-consent").value});
   } catch (e) {
-    alert(e.message);
+    $("s-error").textContent = e.message;  // shown on the page: a dialog would block the owner's tab
   }
   listStudies();
 }
 
+// The owner link gankit serve prints ends in #owner=TOKEN: a fragment never reaches a server log
+// or a Referer. The page hands the token to the server once, which answers with an HttpOnly
+// cookie, and takes it out of the address bar.
+async function ownerLink() {
+  const m = location.hash.match(/^#owner=([A-Za-z0-9_-]+)$/);
+  if (!m) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    await post("/api/owner", {token: m[1]});
+  } catch (e) {
+    $("who").textContent = `owner link refused: ${e.message}`;
+  }
+}
+
 // --- start --------------------------------------------------------------------------------------
 async function start() {
-  $("rater").value = rater();
-  $("rater").onchange = () => localStorage.setItem("gankit-rater", $("rater").value || rater());
+  await ownerLink();
+  SESSION = await api("/api/session");
+  showRater();
+  if (SESSION.owner) $("who").textContent = "owner: you can create and close studies";
   RUNS = await api("/api/runs");
-  const options = RUNS.map((r) => `<option value="${r.name}">${r.name} (${r.recipe}, step ${r.step})</option>`).join("");
-  document.querySelectorAll(".run-select").forEach((s) => (s.innerHTML = options));
+  document.querySelectorAll(".run-select").forEach((s) => s.replaceChildren(
+    ...RUNS.map((r) => new Option(`${r.name} (${r.recipe}, step ${r.step})`, r.name))));
   document.querySelectorAll("#tabs button").forEach((b) => (b.onclick = () => showTab(b.dataset.tab)));
   $("g-go").onclick = showGallery;
   $("g-run").onchange = showGallery;
