@@ -100,7 +100,7 @@ def test_prdc_matches_the_prdc_package(k):
 
 
 def test_prdc_needs_more_samples_than_k():
-    with pytest.raises(ValueError, match="needs more than 5 samples"):
+    with pytest.raises(D.TooFewSamples, match="needs more than 5 samples"):  # a GankitError: one line in the CLI
         D.prdc(torch.randn(4, 2), torch.randn(10, 2), k=5)
 
 
