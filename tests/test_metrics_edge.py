@@ -2,13 +2,16 @@
 before any work, unreliable values said as warnings, no NaN/inf in JSON, exact zeros where the
 definition gives them, and `gankit eval` printing its results before a failed write."""
 
+import errno
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from gankit.cli import main
 from gankit.config import DataConfig
 from gankit.data import Dataset, build
 from gankit.errors import GankitError
@@ -200,3 +203,49 @@ def test_translation_digit_scores_skip_fid_on_one_example(ref):
     res = _digit_scores(ref.x[:1], ref.x[1:2], ref.y[:1], notes)
     assert "fid_mnistcnn" not in res and "class_accuracy" in res
     assert notes["skipped"]["fid_mnistcnn"] == "FID needs at least 2 samples per set, got 1 and 1"
+
+
+# --- the CLI -------------------------------------------------------------------------------------
+
+def test_cli_prints_json_then_skipped_metrics_and_warnings(ref, others, tmp_path, capsys):
+    np.save(tmp_path / "ref.npy", ref.x.numpy())
+    np.save(tmp_path / "s1.npy", others[:1].numpy())
+    np.save(tmp_path / "s5.npy", others[:5].numpy())
+    against = ["--against", str(tmp_path / "ref.npy")]
+    assert main(["eval", str(tmp_path / "s1.npy"), *against]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["classes_covered_mnistcnn_1"] == 1
+    err = cap.err.splitlines()
+    assert err[0].startswith("error: fid: needs at least 2 samples per set") and len(err) == 4
+    assert main(["eval", str(tmp_path / "s1.npy"), *against, "--metrics", "kid"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "Traceback" not in cap.err
+    assert cap.err.startswith("error: kid: needs at least 2 samples per set")
+    assert main(["eval", str(tmp_path / "s5.npy"), *against, "--metrics", "fid,prdc"]) == 0
+    cap = capsys.readouterr()
+    assert "fid_mnistcnn_5" in json.loads(cap.out)
+    assert cap.err.splitlines() == [
+        "error: prdc: needs at least 6 samples per set (a k-th nearest neighbour other than itself, k up to 5), "
+        "got 5 samples",
+        "warning: fid: 5 samples for 128 features: the covariance has rank at most 4 < 128 (singular), so the value "
+        "is mostly estimation error; use at least 129 samples, better 1280"]
+
+
+def test_cli_eval_of_a_read_only_run_prints_results_then_one_error(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "toy"
+    assert main(["train", "toy_ring", "--steps", "2", "--out", str(run), "-q", "--set", "train.tensorboard=false"]) == 0
+    capsys.readouterr()
+    real_write = Path.write_text
+
+    def read_only(self, *a, **k):
+        if self.parent == run:  # tests run as root: chmod would not stop the write
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_write(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    assert main(["eval", str(run), "--n", "300"]) == 2
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)  # every result printed, as strict JSON
+    assert "modes_pacgan_300" in out and out["protocol"]["step"] == 2
+    assert cap.err.splitlines()[-1] == f"error: cannot write {run / 'eval.json'}: Read-only file system"
+    assert "Traceback" not in cap.err and not (run / "eval.json").exists()
