@@ -177,7 +177,7 @@ def _is(c: EvalContext) -> dict[str, Any]:
         c.warn("is", f"{IS_SPLITS} splits of {split} samples: a split's score cannot exceed its size (it is exp of "
                      f"a mutual information with the sample index), so with fewer than the {p.shape[1]} classes "
                      f"IS is capped at {split}")
-    mean, std = classes.inception_score(p, IS_SPLITS)
+    mean, std = classes.inception_score(p, IS_SPLITS, seed=c.seed)
     return {f"is_{c.ext}_{c.n}": mean, f"is_{c.ext}_{c.n}_std": std}
 
 
