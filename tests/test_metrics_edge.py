@@ -67,6 +67,8 @@ def test_identical_feature_sets_are_exactly_zero():
     assert D.fid(f, f.flip(0)) == 0.0 and D.kid(f, f.flip(0)) == (0.0, None)  # bit-identical rows, any order
     assert D.identical_sets(f, f.flip(0)) and not D.identical_sets(f, f[:-1])
     assert D.shared_rows(f, torch.cat([f[:5], f[:3] + 1])) == 5
+    twice = torch.cat([f[:1], f[:-1]])  # the same rows, but the first twice and the last never
+    assert not D.identical_sets(f, twice) and D.shared_rows(f, twice) == 40
 
 
 def test_unbiased_kid_of_a_set_against_itself_would_be_negative():
