@@ -223,6 +223,8 @@ def test_cli_prints_json_then_skipped_metrics_and_warnings(ref, others, tmp_path
     cap = capsys.readouterr()
     assert cap.out == "" and "Traceback" not in cap.err
     assert cap.err.startswith("error: kid: needs at least 2 samples per set")
+    assert main(["eval", str(tmp_path / "s5.npy"), *against, "--n", "-3"]) == 2
+    assert capsys.readouterr().err == "error: --n must be at least 1, got -3\n"
     assert main(["eval", str(tmp_path / "s5.npy"), *against, "--metrics", "fid,prdc"]) == 0
     cap = capsys.readouterr()
     assert "fid_mnistcnn_5" in json.loads(cap.out)

@@ -182,6 +182,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from . import api
 
     names = [m.strip() for m in a.metrics.split(",") if m.strip()] if a.metrics else None
+    if a.n is not None and a.n < 1:  # a slice [:-5] would silently drop samples instead
+        raise GankitError(f"--n must be at least 1, got {a.n}")
     # raises GankitError (exit 2) only when no metric could be computed
     result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema,
                           inception_weights=a.inception)
