@@ -100,18 +100,28 @@ def test_prdc_matches_the_prdc_package(k):
 
 
 def test_prdc_needs_more_samples_than_k():
-    with pytest.raises(ValueError, match="needs more than 5 samples"):
+    with pytest.raises(D.TooFewSamples, match="needs more than 5 samples"):  # a GankitError: one line in the CLI
         D.prdc(torch.randn(4, 2), torch.randn(10, 2), k=5)
 
 
 def test_inception_score_of_one_hot_predictions():
     n = 10
     one_hot = torch.eye(n).repeat(50, 1)  # 500 confident predictions, spread evenly over n classes
-    mean, std = C.inception_score(one_hot, splits=5)
+    mean, std = C.inception_score(one_hot, splits=5, seed=None)  # in order: each split exactly even
     assert mean == pytest.approx(n) and std == pytest.approx(0, abs=1e-9)
     collapsed = torch.zeros(500, n)
     collapsed[:, 3] = 1
     assert C.inception_score(collapsed, splits=5)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_of_class_sorted_predictions_is_not_one():
+    sorted_one_hot = torch.eye(10).repeat_interleave(100, 0)  # 1000 predictions, class by class
+    assert C.inception_score(sorted_one_hot, seed=None)[0] == pytest.approx(1.0)  # one class per split
+    mean, std = C.inception_score(sorted_one_hot)  # shuffled first: ~100 samples of all 10 classes per split
+    assert 9.0 < mean <= 10.0 and std > 0
+    assert C.inception_score(sorted_one_hot, seed=1)[0] != mean  # the split draw follows the seed
+    # 21 rows in 10 splits: torch.chunk would make 7 splits of 3; exactly 10 (one of 3, nine of 2)
+    assert C.inception_score(torch.eye(21), seed=None) == pytest.approx(((3 + 9 * 2) / 10, math.sqrt(0.09)))
 
 
 def test_class_stats_catch_a_one_class_sampler():

@@ -221,11 +221,16 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
              against: str | None = None, seed: int = 0, ema: bool = True,
              inception_weights: str | Path | None = None) -> dict:
     """Score a run folder (samples drawn from its generator), a .npy/.npz of samples or an image
-    folder against real data: the run's own data, or `against` (a dataset name or path)."""
+    folder against real data: the run's own data, or `against` (a dataset name or path).
+
+    Returns a JSON-ready dict (NaN and inf are None, each said in "warnings"): the values, "protocol",
+    and when there are any "warnings" (unreliable values) and "skipped" ({metric: why it could not be
+    computed}; see `gankit.metrics.evaluate`). Raises GankitError when no metric could be computed."""
     from .config import DataConfig
     from .data import build as build_data
     from .data.files import load_path
     from .metrics import evaluate as evaluate_samples
+    from .metrics.evaluate import json_ready
 
     target = Path(target)
     if target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
@@ -242,7 +247,7 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
             res = family.evaluate(g, n or 0, seed)
         if res is not None:
             res["protocol"].update({"run": str(target), "step": g.step, "ema": g.ema})
-            return res
+            return json_ready(res)
         data_cfg = g.cfg.data if against is None else DataConfig(source=against)
         reference = build_data(data_cfg)
         n = n or (5000 if reference.is_image else 2500)
@@ -265,4 +270,4 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     result = evaluate_samples(fake, reference, list(metrics) if metrics else None, extractor=extractor, seed=seed,
                               labels=labels)
     result["protocol"].update(source)
-    return result
+    return json_ready(result)

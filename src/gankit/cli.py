@@ -182,19 +182,34 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from . import api
 
     names = [m.strip() for m in a.metrics.split(",") if m.strip()] if a.metrics else None
+    if a.n is not None and a.n < 1:  # a slice [:-5] would silently drop samples instead
+        raise GankitError(f"--n must be at least 1, got {a.n}")
+    # raises GankitError (exit 2) only when no metric could be computed
     result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema,
                           inception_weights=a.inception)
-    text = json.dumps(result, indent=1)
+    text = json.dumps(result, indent=1, allow_nan=False)  # api.evaluate gives null for NaN/inf
+    print(text, flush=True)  # the results first: a failed write below must not lose them
+    for name, why in result.get("skipped", {}).items():
+        print(f"error: {name}: {why}", file=sys.stderr)
+    for w in result.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
     if "run" in result["protocol"]:  # scored a run folder: keep the result beside it
-        (Path(a.target) / "eval.json").write_text(text + "\n")
-        if "task" in result:  # image-to-image: a picture of held-out inputs, outputs and targets
-            from .metrics.translation import held_out_grid
+        run = Path(a.target)
+        path = run / "eval.json"
+        try:
+            path.write_text(text + "\n")
+            if "task" in result:  # image-to-image: a picture of held-out inputs, outputs and targets
+                from .metrics.translation import held_out_grid
 
-            held_out_grid(api.load(a.target, ema=not a.no_ema), a.seed).save(Path(a.target) / "eval_grid.png")
-        from .monitor.card import write_card
+                path = run / "eval_grid.png"
+                held_out_grid(api.load(a.target, ema=not a.no_ema), a.seed).save(path)
+            from .monitor.card import write_card
 
-        write_card(Path(a.target))
-    print(text)
+            path = run / "MODEL_CARD.md"
+            write_card(run)
+        except OSError as e:  # a read-only or full disk: the results are printed above
+            print(f"error: cannot write {e.filename or path}: {e.strerror or e}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -336,7 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.set_defaults(func=cmd_sample)
 
-    e = sub.add_parser("eval", help="score a run, a .npy of samples or an image folder (JSON)")
+    e = sub.add_parser("eval", help="score a run, a .npy of samples or an image folder (JSON)",
+                       description="Score samples: the results as JSON on stdout; on stderr one `error: METRIC ...` "
+                       "line per metric that cannot be computed here (too few samples, no class probabilities; "
+                       "the others are still reported) and one `warning: ...` line per value that is unreliable "
+                       "(e.g. FID from fewer samples than features). Exit 0 when at least one metric was "
+                       "computed; 2 when none could be, for bad input, or when a run folder's eval.json, "
+                       "eval_grid.png or MODEL_CARD.md cannot be written (the results are printed first).")
     e.add_argument("target", help="run folder, .npy/.npz of samples, or image folder")
     e.add_argument("--metrics", help="comma-separated (gankit list metrics); default: all that apply")
     e.add_argument("--n", type=int, help="samples to draw from a run (default 5000; toy 2500)")

@@ -61,14 +61,17 @@ def real_spread(x: Tensor, y: Tensor, lv: Tensor) -> float:
 
 
 def score(model, xte: Tensor, yte: Tensor, lvte: Tensor, stats: dict[str, Tensor],
-             seed: int = 0, ref_spread: float | None = None) -> dict[str, float]:
+             seed: int = 0, ref_spread: float | None = None, notes: dict[str, Any] | None = None) -> dict[str, float]:
     """One sample per held-out digit, from that digit's full caption: class accuracy, attribute r,
     FID against the held-out digits (project digit-CNN features). Those all pass a G that draws
     one image per caption; `diversity` does not: ten samples for each of the first 100 held-out
     captions, their `spread` over the real digits' `ref_spread` (1 = as varied as real digits
-    sharing a caption, 0 = one image per caption)."""
+    sharing a caption, 0 = one image per caption).
+
+    `notes` ({"warnings": [], "skipped": {}}): FID's warnings go there, and FID is None with its
+    reason when it cannot be computed (too few digits); without `notes` that raises TooFewSamples."""
     from ..metrics.classifier import load_digit_classifier
-    from ..metrics.distances import fid
+    from ..metrics.distances import fid, fid_report
 
     z = torch.randn(len(yte), model.nz, generator=torch.Generator().manual_seed(10_000 + seed))
     fake = torch.cat([model.generate(yte[i: i + 500], lvte[i: i + 500], z[i: i + 500])
@@ -78,8 +81,15 @@ def score(model, xte: Tensor, yte: Tensor, lvte: Tensor, stats: dict[str, Tensor
         f_fake, p = clf.features_and_probs(fake)
         f_real, _ = clf.features_and_probs(xte)
     r = attribute_r(fake, yte, lvte, stats)
+    if notes is None:
+        fd: float | None = fid(f_real, f_fake)
+    else:
+        fd, warns, why = fid_report(f_real, f_fake)
+        notes["warnings"] += [f"fid_mnistcnn: {w}" for w in warns]
+        if why:
+            notes["skipped"]["fid_mnistcnn"] = why
     scores = {"class_accuracy": float((p.argmax(1) == yte).float().mean()),
-              **{f"r_{a}": v for a, v in r.items()}, "fid_mnistcnn": fid(f_real, f_fake)}
+              **{f"r_{a}": v for a, v in r.items()}, "fid_mnistcnn": fd}
     if ref_spread is not None:
         k = min(100, len(yte))
         z = torch.randn(10 * k, model.nz, generator=torch.Generator().manual_seed(20_000 + seed))
@@ -105,12 +115,17 @@ def evaluate_captions(g: Any, n: int = 0, seed: int = 0) -> dict[str, Any]:
     xte, yte = test.x, test.y
     lvte = levels(measure(xte), yte, cuts)
     ref = real_spread(train.x, train.y, levels(measure(train.x), train.y, cuts))
-    res = score(net, xte, yte, lvte, stats, seed, ref)
+    notes: dict[str, Any] = {"warnings": [], "skipped": {}}
+    res = score(net, xte, yte, lvte, stats, seed, ref, notes)
     names = {"class_accuracy": "class_accuracy_mnistcnn", "fid_mnistcnn": "fid_mnistcnn",
              "diversity": "diversity_mnistcnn"}
-    out: dict[str, Any] = {names.get(k, k): v for k, v in res.items()}
+    out: dict[str, Any] = {names.get(k, k): v for k, v in res.items() if k != "fid_mnistcnn" or v is not None}
     out["ceiling_real"] = {f"r_{a}": v for a, v in attribute_r(xte, yte, lvte, stats).items()}
+    undefined = [k for k, v in [*res.items(), *out["ceiling_real"].items()] if k.startswith("r_") and math.isnan(v)]
+    if undefined:  # pearson of < 2 items or of a constant: no correlation to report
+        notes["warnings"].append(f"{', '.join(sorted(set(undefined)))}: undefined among {len(yte)} held-out digits "
+                                 "(fewer than 2 captions name the attribute, or it does not vary): null")
     out["protocol"] = {"held_out": f"{g.cfg.data.source} (split {test.meta['split']})", "n": len(yte), "seed": seed,
                        "samples": "one per held-out digit, from its full caption; diversity: 10 per caption, "
                                   "first 100 captions", "features": "project digit CNN (mnistcnn)"}
-    return out
+    return out | {k: v for k, v in notes.items() if v}

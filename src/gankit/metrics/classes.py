@@ -16,15 +16,22 @@ def kl_to_uniform(hist: Tensor) -> float:
     return float((q * torch.log(q * len(hist))).sum())
 
 
-def inception_score(probs: Tensor, splits: int = 10) -> tuple[float, float]:
-    """exp(E_x KL(p(y|x) || p(y))) per split (Salimans et al. 2016); returns (mean, std)."""
+def inception_score(probs: Tensor, splits: int = 10, seed: int | None = 0) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) per split (Salimans et al. 2016) of probabilities (N, K), N >=
+    splits; returns (mean, std over splits).
+
+    The rows are shuffled (by `seed`) before splitting, as torch-fidelity does: contiguous splits of
+    a class-sorted file (mnist5k is sorted) each hold one class, and IS is then ~1 whatever the
+    samples. seed=None keeps the order (the original code's contiguous splits)."""
     p = probs.double()
+    if seed is not None:
+        p = p[torch.randperm(len(p), generator=torch.Generator().manual_seed(seed))]
     scores = []
-    for part in torch.chunk(p, splits):
+    for part in torch.tensor_split(p, splits):  # exactly `splits` parts (torch.chunk can give fewer)
         py = part.mean(0, keepdim=True)
         kl = (part * (torch.log(part.clamp_min(1e-12)) - torch.log(py.clamp_min(1e-12)))).sum(1).mean()
         scores.append(math.exp(float(kl)))
-    t = torch.tensor(scores)
+    t = torch.tensor(scores, dtype=torch.float64)  # the default float32 would round the mean to 7 digits
     return float(t.mean()), float(t.std(unbiased=False))
 
 

@@ -129,13 +129,23 @@ def training_reference(recogniser: SpeechCNN) -> tuple[Tensor, float]:
     return f, spread(f, train.y)
 
 
-def score(recogniser: SpeechCNN, audio: Tensor, words: Tensor, f_train: Tensor, ref_spread: float) -> dict[str, float]:
-    """WER, Fréchet distance to the training speech and diversity of clips (B, SAMPLES) of `words`."""
+def score(recogniser: SpeechCNN, audio: Tensor, words: Tensor, f_train: Tensor, ref_spread: float,
+          notes: dict[str, Any] | None = None) -> dict[str, float]:
+    """WER, Fréchet distance to the training speech and diversity of clips (B, SAMPLES) of `words`.
+    `notes` ({"warnings": [], "skipped": {}}): FD's warnings go there, and FD is None with its reason
+    when it cannot be computed; without `notes` that raises TooFewSamples."""
     from .captions import spread
-    from .distances import fid
+    from .distances import fid, fid_report
 
     f = audio_features(recogniser, audio)
-    return {"wer": word_wer(transcribe(recogniser, audio), words), "fd": fid(f_train, f),
+    if notes is None:
+        fd: float | None = fid(f_train, f)
+    else:
+        fd, warns, why = fid_report(f_train, f)
+        notes["warnings"] += [f"fd: {w}" for w in warns]
+        if why:
+            notes["skipped"]["fd"] = why
+    return {"wer": word_wer(transcribe(recogniser, audio), words), "fd": fd,
             "diversity": spread(f, words) / ref_spread}
 
 
@@ -151,11 +161,16 @@ def evaluate_speech(g: Any, n: int = 0, seed: int = 0, gl_iters: int = 32) -> di
     words = torch.arange(10).repeat_interleave(per_word)
     z = torch.randn(len(words), g.z_dim, generator=torch.Generator().manual_seed(10_000 + seed))
     audio = griffin_lim(g.from_z(z, words), gl_iters, seed)
-    res = {f"{k}_recogniser": v for k, v in score(recogniser, audio, words, f_train, ref).items()}
+    notes: dict[str, Any] = {"warnings": [], "skipped": {}}
+    res = {f"{k}_recogniser": v for k, v in score(recogniser, audio, words, f_train, ref, notes).items()
+           if k != "fd" or v is not None}
+    if per_word < 2:  # spread is over pairs of clips of one word
+        res["diversity_recogniser"] = None
+        notes["warnings"].append("diversity_recogniser: needs at least 2 clips per word, got 1: null")
     data = corpus(log=lambda m: None)
     res["wer_recogniser_real_heldout"] = word_wer(transcribe(recogniser, data["wav"][data["test"]]),
                                                   data["word"][data["test"]])
     res["protocol"] = {"clips": len(words), "per_word": per_word, "seed": seed, "vocoder": f"Griffin-Lim {gl_iters}",
                        "recogniser": f"project SpeechCNN, {RECOGNISER_STEPS} steps on the training accents",
                        "reference": "training accents (FD, diversity); held-out accents (real WER)"}
-    return res
+    return res | {k: v for k, v in notes.items() if v}

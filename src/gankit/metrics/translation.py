@@ -62,18 +62,26 @@ def bicubic(a: Tensor, size) -> Tensor:
     return F.interpolate(a, size=tuple(size), mode="bicubic", align_corners=False).clamp(-1, 1)
 
 
-def _digit_scores(out: Tensor, target: Tensor, labels: Tensor | None) -> dict[str, float]:
-    """Class accuracy and FID in the digit CNN's space (28x28 grayscale only)."""
+def _digit_scores(out: Tensor, target: Tensor, labels: Tensor | None, notes: dict[str, Any],
+                  prefix: str = "") -> dict[str, float]:
+    """Class accuracy and FID in the digit CNN's space (28x28 grayscale only). What makes FID
+    unreliable or impossible (too few examples) goes into notes["warnings"] / notes["skipped"]."""
     if out.shape[1:] != (1, 28, 28):
         return {}
     from .classifier import load_digit_classifier
-    from .distances import fid
+    from .distances import fid_report
 
     net = load_digit_classifier()
     with torch.no_grad():
         fo, po = net.features_and_probs(out)
         ft, _ = net.features_and_probs(target)
-    res = {"fid_mnistcnn": fid(ft, fo)}
+    res: dict[str, Any] = {}
+    value, warns, why = fid_report(ft, fo)
+    if why:
+        notes["skipped"][f"{prefix}fid_mnistcnn"] = why
+    else:
+        res["fid_mnistcnn"] = value
+        notes["warnings"] += [f"{prefix}fid_mnistcnn: {w}" for w in warns]
     if labels is not None:
         res["class_accuracy"] = float((po.argmax(1) == labels).float().mean())
     return res
@@ -96,6 +104,7 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
     g = run.net.eval()
     b = test.x[:n] if n else test.x
     res: dict[str, Any] = {"task": name, "n": len(b), "data": f"{cfg.data.source} (split {test_cfg.split})"}
+    notes: dict[str, Any] = {"warnings": [], "skipped": {}}
     with torch.no_grad():
         if name == "inpaint":
             mask = random_masks(len(b), b.shape[-2], b.shape[-1], torch.Generator().manual_seed(seed))
@@ -104,7 +113,7 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
             mean_img = build_data(train_cfg).x.mean(0, keepdim=True)
             res.update(psnr_hole=psnr(out, b, mask), psnr_hole_mean_fill=psnr(a + mean_img * mask, b, mask),
                        ssim=ssim(out, b))
-            res.update(_digit_scores(out, b, test.y[: len(b)] if test.y is not None else None))
+            res.update(_digit_scores(out, b, test.y[: len(b)] if test.y is not None else None, notes))
         elif name == "cyclegan":
             from ..data.paired import stroke_width
 
@@ -117,23 +126,23 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
                        thick_share_of_inputs=float((stroke_width(a) > thr).float().mean()),
                        stroke_threshold=thr, cycle_l1=float((back - a).abs().mean()))
             labels = test.meta.get("a_labels")
-            digit = _digit_scores(out, test.x, labels[: len(a)] if labels is not None else None)
+            digit = _digit_scores(out, test.x, labels[: len(a)] if labels is not None else None, notes)
             res.update({"class_preserved" if k == "class_accuracy" else k: v for k, v in digit.items()})
         else:  # pix2pix and srgan: paired
             a = test.a[: len(b)]
             out = run.translate(a)
             res.update(psnr=psnr(out, b), ssim=ssim(out, b))
             labels = test.y[: len(b)] if test.y is not None else None
-            res.update(_digit_scores(out, b, labels))
+            res.update(_digit_scores(out, b, labels, notes))
             if a.shape[1] == 1 and b.shape[1] == 3 and a.shape[-2:] == b.shape[-2:]:  # colourisation
                 gray = a.expand_as(b)  # the baseline that adds no colour: the luma in all three channels
                 res.update(gray_psnr=psnr(gray, b), gray_ssim=ssim(gray, b))
             if name == "srgan":
                 bic = bicubic(a, b.shape[-2:])
-                base = {"psnr": psnr(bic, b), "ssim": ssim(bic, b), **_digit_scores(bic, b, labels)}
+                base = {"psnr": psnr(bic, b), "ssim": ssim(bic, b), **_digit_scores(bic, b, labels, notes, "bicubic_")}
                 res.update({f"bicubic_{k}": v for k, v in base.items()})
     res["protocol"] = {"step": run.step, "ema": run.ema, "model_hash": run.hash, "extractor": "mnistcnn"}
-    return res
+    return res | {k: v for k, v in notes.items() if v}
 
 
 def held_out_grid(run, seed: int = 0, n: int = 10):
