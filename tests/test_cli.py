@@ -53,7 +53,7 @@ def test_sample_npy_png_and_folder(run_dir, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     # an image folder can be scored like a run
     capsys.readouterr()
-    assert main(["eval", str(tmp_path / "dir"), "--metrics", "classes"]) == 0
+    assert main(["eval", str(tmp_path / "dir"), "--metrics", "classes", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert sum(out["class_hist_mnistcnn_3"]) == 3 and out["protocol"]["samples"].endswith("dir")
     # the same seed gives the same samples
@@ -113,13 +113,13 @@ def test_eval_points_file_and_toy_run(tmp_path, capsys):
 
     ring = build(DataConfig(source="ring"))
     np.save(tmp_path / "pts.npy", ring.x[:2500].numpy())
-    assert main(["eval", str(tmp_path / "pts.npy"), "--against", "ring"]) == 0
+    assert main(["eval", str(tmp_path / "pts.npy"), "--against", "ring", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["modes_pacgan_2.5k"] == 8 and out["protocol"]["samples"].endswith("pts.npy")
     run = tmp_path / "toy"
     assert main(["train", "toy_ring", "--steps", "3", "--out", str(run), "-q", "--set", "train.tensorboard=false"]) == 0
     capsys.readouterr()
-    assert main(["eval", str(run), "--n", "500"]) == 0
+    assert main(["eval", str(run), "--n", "500", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert "modes_pacgan_500" in out and out["protocol"]["step"] == 3
     assert json.loads((run / "eval.json").read_text()) == out

@@ -214,7 +214,7 @@ def test_cli_prints_json_then_skipped_metrics_and_warnings(ref, others, tmp_path
     np.save(tmp_path / "s1.npy", others[:1].numpy())
     np.save(tmp_path / "s5.npy", others[:5].numpy())
     against = ["--against", str(tmp_path / "ref.npy")]
-    assert main(["eval", str(tmp_path / "s1.npy"), *against]) == 0
+    assert main(["eval", str(tmp_path / "s1.npy"), *against, "--json"]) == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out)["classes_covered_mnistcnn_1"] == 1
     err = cap.err.splitlines()
@@ -225,7 +225,7 @@ def test_cli_prints_json_then_skipped_metrics_and_warnings(ref, others, tmp_path
     assert cap.err.startswith("error: kid: needs at least 2 samples per set")
     assert main(["eval", str(tmp_path / "s5.npy"), *against, "--n", "-3"]) == 2
     assert capsys.readouterr().err == "error: --n must be at least 1, got -3\n"
-    assert main(["eval", str(tmp_path / "s5.npy"), *against, "--metrics", "fid,prdc"]) == 0
+    assert main(["eval", str(tmp_path / "s5.npy"), *against, "--metrics", "fid,prdc", "--json"]) == 0
     cap = capsys.readouterr()
     assert "fid_mnistcnn_5" in json.loads(cap.out)
     assert cap.err.splitlines() == [
@@ -247,7 +247,7 @@ def test_cli_eval_of_a_read_only_run_prints_results_then_one_error(tmp_path, cap
         return real_write(self, *a, **k)
 
     monkeypatch.setattr(Path, "write_text", read_only)
-    assert main(["eval", str(run), "--n", "300"]) == 2
+    assert main(["eval", str(run), "--n", "300", "--json"]) == 2
     cap = capsys.readouterr()
     out = json.loads(cap.out)  # every result printed, as strict JSON
     assert "modes_pacgan_300" in out and out["protocol"]["step"] == 2

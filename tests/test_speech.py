@@ -150,7 +150,7 @@ def test_recipe_trains_resumes_exactly_says_and_evaluates(stand_in, tmp_path, ca
     assert main(["say", str(tmp_path / "old"), "one"]) == 2
     err = capsys.readouterr().err
     assert "cannot say 'eleven'" in err and "must end in .wav" in err and "gankit train speech_digits" in err
-    assert main(["eval", run, "--n", "2"]) == 0
+    assert main(["eval", run, "--n", "2", "--json"]) == 0
     res = __import__("json").loads(capsys.readouterr().out)
     assert 0 <= res["wer_recogniser"] <= 1 and res["fd_recogniser"] >= 0 and res["protocol"]["clips"] == 20
     with pytest.raises(GankitError, match="say what"):

@@ -89,7 +89,7 @@ def test_anomaly_recipes_train_resume_exactly_score_and_evaluate(recipe, tmp_pat
     x = torch.rand(5, 1, 28, 28) * 2 - 1
     assert det.score(x).shape == (5,) and torch.isfinite(det.score(x)).all() and det.normal_class == 3
     assert det.threshold > 0
-    assert main(["eval", str(tmp_path / "straight"), "--n", "100"]) == 0
+    assert main(["eval", str(tmp_path / "straight"), "--n", "100", "--json"]) == 0
     res = __import__("json").loads(capsys.readouterr().out)
     assert 0 <= res["auroc"] <= 1 and res["protocol"]["normal_class"] == 3
 

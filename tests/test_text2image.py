@@ -135,7 +135,7 @@ def test_gankit_sample_text_and_eval_on_a_run(tmp_path, capsys):
     assert main(["sample", run, "--text", "a purple seven", "--out", str(tmp_path / "x.png")]) == 2
     assert main(["sample", run, "--text", "a seven", "--label", "3", "--out", str(tmp_path / "x.png")]) == 2
     assert "unknown word 'purple'" in capsys.readouterr().err
-    assert main(["eval", run, "--n", "60"]) == 0
+    assert main(["eval", run, "--n", "60", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     for k in ("class_accuracy_mnistcnn", "r_thickness", "r_slant", "r_size", "fid_mnistcnn", "diversity_mnistcnn"):
         assert isinstance(res[k], float), k

@@ -286,3 +286,73 @@ def format_speed(res: dict[str, Any]) -> str:
                          f"{r['compiled_images_per_s'] / r['reference_images_per_s']:.2f}x | compile "
                          f"{r['compile_seconds']:g} s | | | |")
     return "\n".join(lines)
+
+
+# thread settings compared by `gankit bench speed --contended`: (label, train.threads, environment)
+CONTENDED_SETTINGS = [
+    # libgomp's default before gankit set a policy: spin 300 000 times, then sleep
+    ("all cores, spinning waits (before)", -1, {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "300000"}),
+    ("all cores, passive waits", -1, {}),
+    ("1 thread", 1, {}),
+    ("gankit default (autotuned)", 0, {}),
+]
+
+
+def contended(recipes: list[str] | None = None, seconds: float = 8.0, out: Any = None) -> dict[str, Any]:
+    """Each recipe trained for `seconds` by `gankit train` in a fresh process under each thread
+    setting, alone and beside one busy single-threaded process (a spinning Python loop, as any
+    other program on a laptop): ms per step from the run's own log. fp32, fixed layout, so only
+    the threads differ."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from .training import threads
+
+    recipes = recipes or ["toy_ring", "dcgan_mnist_fast"]
+    cores = threads.cores()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(out) if out else Path(tmp)
+        for recipe in recipes:
+            for label, n, env in CONTENDED_SETTINGS:
+                row: dict[str, Any] = {"recipe": recipe, "setting": label}
+                for busy in (False, True):
+                    run = root / f"{recipe}-{len(rows)}-{int(busy)}"
+                    cmd = [sys.executable, "-m", "gankit", "train", recipe, "--steps", "1000000", "--seconds",
+                           str(seconds), "--out", str(run), "-q", "--set", f"train.threads={cores if n < 0 else n}",
+                           "--set", "train.precision=fp32", "--set", "train.channels_last=off",
+                           "--set", "train.tensorboard=false", "--set", "train.sample_every=0",
+                           "--set", "train.ckpt_every=0", "--set", "train.log_every=0"]
+                    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+                    try:
+                        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+                    finally:
+                        if hog is not None:
+                            hog.kill()
+                            hog.wait()
+                    if r.returncode:
+                        raise RuntimeError(f"{recipe} ({label}) failed: {r.stderr.strip()[-300:]}")
+                    rows_ = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+                    start, end = rows_[0], rows_[-1]
+                    steps = end["step"] - start["step"]
+                    row["busy" if busy else "alone"] = round(1e3 * end["seconds"] / max(steps, 1), 2)
+                    row["threads"] = start["threads"]
+                row["slowdown"] = round(row["busy"] / row["alone"], 2)
+                rows.append(row)
+    return {"machine": {"cores": cores, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                        "torch": torch.__version__}, "seconds": seconds, "rows": rows}
+
+
+def format_contended(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    lines = [f"{m['cores']} usable cores ({m['cpu_capability']}), torch {m['torch']}; each cell: ms per step over "
+             f"{res['seconds']:g} s of `gankit train` (fp32), alone and beside one busy single-threaded process",
+             "| recipe | threads | ms/step alone | ms/step beside a busy process | slowdown |", "|---|---|---|---|---|"]
+    for r in res["rows"]:
+        lines.append(f"| {r['recipe']} | {r['setting']} ({r['threads']}) | {r['alone']:g} | {r['busy']:g} | "
+                     f"**{r['slowdown']:g}x** |")
+    return "\n".join(lines)

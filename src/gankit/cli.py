@@ -188,7 +188,12 @@ def cmd_eval(a: argparse.Namespace) -> int:
     result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema,
                           inception_weights=a.inception)
     text = json.dumps(result, indent=1, allow_nan=False)  # api.evaluate gives null for NaN/inf
-    print(text, flush=True)  # the results first: a failed write below must not lose them
+    if a.json:
+        print(text, flush=True)  # the results first: a failed write below must not lose them
+    else:
+        from .metrics.report import table
+
+        print(table(result), flush=True)
     for name, why in result.get("skipped", {}).items():
         print(f"error: {name}: {why}", file=sys.stderr)
     for w in result.get("warnings", []):
@@ -219,7 +224,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from . import bench
 
     out = Path(a.out) if a.out else None
-    if a.what == "speed":
+    if a.what == "speed" and a.contended:
+        from . import bench_speed
+
+        recipes = [r.strip() for r in a.recipes.split(",")] if a.recipes else None
+        res = bench_speed.contended(recipes, a.seconds or 8.0, out)
+        print(bench_speed.format_contended(res))
+    elif a.what == "speed":
         from . import bench_speed
 
         recipes = [r.strip() for r in a.recipes.split(",")] if a.recipes else None
@@ -351,8 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.set_defaults(func=cmd_sample)
 
-    e = sub.add_parser("eval", help="score a run, a .npy of samples or an image folder (JSON)",
-                       description="Score samples: the results as JSON on stdout; on stderr one `error: METRIC ...` "
+    e = sub.add_parser("eval", help="score a run, a .npy of samples or an image folder",
+                       description="Score samples: on stdout a table (metric, value, better: up or down, what real "
+                       "data scores against itself in the same features, what it measures), or JSON with --json; "
+                       "on stderr one `error: METRIC ...` "
                        "line per metric that cannot be computed here (too few samples, no class probabilities; "
                        "the others are still reported) and one `warning: ...` line per value that is unreliable "
                        "(e.g. FID from fewer samples than features). Exit 0 when at least one metric was "
@@ -364,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--against", help="real data to compare with (default: the run's data, else mnist5k)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-ema", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the full result as JSON (for programs) instead of "
+                   "the table; eval.json in a run folder is always JSON")
     e.add_argument("--inception", metavar="WEIGHTS", help="use InceptionV3 (pool3) from this weights file as extractor")
     e.set_defaults(func=cmd_eval)
 
@@ -375,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "sngan_mnist)")
     b.add_argument("--batch", type=int, default=64, help="speed: batch size")
     b.add_argument("--windows", type=int, default=7, help="speed: timed windows per step (median reported)")
+    b.add_argument("--contended", action="store_true", help="speed: ms per step of `gankit train` alone and beside "
+                   "a busy process, for each thread setting (--seconds each, default 8; --recipes, default "
+                   "toy_ring,dcgan_mnist_fast)")
     b.add_argument("--compile", action="store_true", help="speed: also time train.compile=true (and its compile time)")
     b.add_argument("--only", help="remedies: comma-separated variants to run (e.g. vanilla,pacgan,best)")
     b.add_argument("--data", default="ring", choices=["ring", "grid"], help="mixture for `modes`")

@@ -47,3 +47,26 @@ def class_stats(probs: Tensor, min_share: float = 0.1) -> dict[str, float | list
     covered = int((hist.double() / len(pred) >= min_share / k).sum())
     return {"class_hist": hist.tolist(), "classes_covered": covered, "kl_uniform": kl_to_uniform(hist),
             "confidence": float(probs.max(1).values.double().mean())}
+
+
+def uneven(hist: list[int], real_hist: list[int], factor: float = 2.0, floor: float = 0.01,
+           least: int = 20) -> str | None:
+    """A line naming the classes whose share of the samples is more than `factor` times above or
+    below their share of the real data, or None when the histogram is as even as the real one.
+    Classes under `floor` of the real data, or expecting fewer than `least` samples (counts that
+    small are mostly chance), are not judged. Mode collapse often shows here first:
+    a few classes crowd out the rest while FID still looks moderate."""
+    n, nr = sum(hist), sum(real_hist)
+    if not n or not nr:
+        return None
+    off = []
+    for k, (h, r) in enumerate(zip(hist, real_hist, strict=True)):
+        share, real = h / n, r / nr
+        if real >= floor and real * n >= least and not 1 / factor <= share / real <= factor:
+            off.append((abs(math.log(max(share, 1e-9) / real)), k, h, real))
+    if not off:
+        return None
+    shown = ", ".join(f"class {k}: {h} ({100 * real:.0f} % of real data expects {round(real * n)})"
+                      for _, k, h, real in sorted(off, reverse=True)[:4])
+    return (f"uneven class histogram: {len(off)} of {len(hist)} classes drawn more than {factor:g}x above or below "
+            f"their real share ({shown}{', ...' if len(off) > 4 else ''}), of {n} samples")

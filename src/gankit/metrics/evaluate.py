@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,6 +202,11 @@ def _prdc(c: EvalContext) -> dict[str, Any]:
           Needs(1, 0, "", probs=True))
 def _classes(c: EvalContext) -> dict[str, Any]:
     s = classes.class_stats(c.probs())
+    real_p = c.real_feats[1]
+    if real_p is not None:
+        real_hist = torch.bincount(real_p.argmax(1), minlength=real_p.shape[1]).tolist()
+        if flag := classes.uneven(s["class_hist"], real_hist):
+            c.warn("classes", flag)
     return {f"{k}_{c.ext}_{c.n}": v for k, v in s.items()}
 
 
@@ -396,8 +402,16 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
     if {"fid", "kid", "prdc"} & set(done) and (same := _same_data_warning(ctx, [m for m in done if m in
                                                                             ("fid", "kid", "prdc")])):
         ctx.warnings.append(same)
+    base = real_vs_real(ctx, [m for m in done if m in REAL_VS_REAL], out)
+    if base:
+        out["real_vs_real"] = base
     protocol: dict[str, Any] = {"n_fake": len(fake), "n_real": len(reference), "reference": reference.name,
                                 "seed": seed}
+    if base:
+        half = len(reference) // 2
+        protocol["real_vs_real"] = (f"the same metrics between two disjoint halves of {reference.name} (every "
+                                    f"other example, {half} each): what real data scores against itself at "
+                                    "this size")
     if extractor is not None:
         protocol["extractor"] = ctx.ext
         protocol["extractor_weights"] = getattr(extractor, "weights_sha", "user-supplied")
@@ -407,6 +421,47 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
     if skipped:
         out["skipped"] = skipped
     return out
+
+
+REAL_VS_REAL = ("fid", "kid", "is", "prdc", "classes")
+
+
+def real_vs_real(ctx: EvalContext, names: list[str], result: dict[str, Any]) -> dict[str, Any]:
+    """What real data scores against itself: each metric in `names` between the even and the odd
+    examples of the reference (interleaved: built-in sets are sorted by class), in the same
+    features, keyed by the result's own names. A distance of generated samples means little
+    without it (a digit-CNN KID of 3e6 may be near the real-vs-real value or far from it).
+    Halves hold N/2 examples, so FID and KID of the halves are biased up a little against an
+    N-sample score; said in the protocol. Empty when the reference is too small to halve."""
+    if not names or ctx.extractor is None or not ctx.reference.is_image or len(ctx.reference) < 4:
+        return {}
+    feats, probs = ctx.real_feats
+    half = len(feats) // 2
+    even, odd = torch.arange(0, 2 * half, 2), torch.arange(1, 2 * half, 2)
+    ref = EvalContext(ctx.reference.x[odd], Dataset(ctx.reference.x[even], None, ctx.reference.name),
+                      ctx.extractor, ctx.seed)
+    # the halves' features are rows of the cached ones: nothing is extracted again
+    ref.__dict__["real_feats"] = (feats[even], probs[even] if probs is not None else None)
+    ref.__dict__["fake_feats"] = (feats[odd], probs[odd] if probs is not None else None)
+    ref.__dict__["identical"] = False
+    out: dict[str, Any] = {}
+    for name in names:
+        if _cannot(NEEDS[name], ref):
+            continue
+        try:
+            theirs = metrics.get(name)(ref)
+        except GankitError:
+            continue
+        # the same function names the same results; only their count tags differ
+        by_stem = {_stem(k): v for k, v in theirs.items()}
+        out.update({k: by_stem[_stem(k)] for k in result if _stem(k) in by_stem})
+    return out
+
+
+def _stem(key: str) -> str:
+    """A result name without its count tag: fid_mnistcnn_5k -> fid_mnistcnn, kid_x_2.5k_std -> kid_x_std."""
+    parts = key.split("_")
+    return "_".join(p for p in parts if not re.fullmatch(r"\d+(\.\d+)?k?", p))
 
 
 def _not_finite(v: Any, path: str, found: list[tuple[str, float]]) -> Any:

@@ -263,7 +263,8 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
             "shape": list(data.shape), "n_data": len(data), "threads": torch.get_num_threads(),
             "model_hash": model_hash(cfg, state.shape), "cpu": torch.backends.cpu.get_cpu_capability(),
             "device": t.device, "precision": t.precision, "channels_last": t.channels_last,
-            "optimizer": cfg.optim.impl, "compile": t.compile, "processes": world.size, **(extra or {})}
+            "optimizer": cfg.optim.impl, "compile": t.compile, "processes": world.size,
+            "startup_s": threads.process_age(), **(extra or {})}
     runlog.write(info)
     for cb in callbacks:
         cb.on_start(state, info)

@@ -59,3 +59,13 @@ def passive_wait() -> None:
     """Make OpenMP threads sleep while they wait (unless the user chose a policy). Only has an
     effect before torch is imported."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux; None elsewhere): start-up time in the run log."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return round(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, ValueError, IndexError):
+        return None
