@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import gankit
 from gankit.training.loop import fit
 
 FIXED = ["train.precision=fp32", "train.channels_last=off", "train.threads=2"]  # no autotune timing
@@ -22,6 +23,26 @@ def run(tmp_path_factory):
     fit(cfg, out)
     return out
 
+
+
+# --- Python API --------------------------------------------------------------------------------
+
+def test_progress_by_default_and_public_callbacks(tmp_path, capsys):
+    rows = []
+
+    class Rows(gankit.Callback):
+        def on_log(self, row):
+            rows.append(row["step"])
+
+    sets = ["train.tensorboard=false", "train.sample_every=0", "train.log_every=2", "data.n=512", *FIXED]
+    gankit.train("toy_ring", steps=4, out=tmp_path / "a", overrides=sets, callbacks=[Rows()])
+    assert "4/4" in capsys.readouterr().err and rows == [2, 4]
+    gankit.train("toy_ring", steps=2, out=tmp_path / "b", overrides=sets, progress=False)
+    assert "2/2" not in capsys.readouterr().err
+    g = gankit.load(tmp_path / "a")
+    assert g.to("cpu") is g and g.device.type == "cpu"
+    with pytest.raises(gankit.GankitError, match="unknown device"):
+        g.to("warp-drive")
 
 
 # --- TensorBoard -------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """gankit: generative adversarial networks you can train on a laptop CPU and trust.
 
-    run = gankit.train("dcgan_mnist", steps=5000, out="runs/b")
-    g = gankit.load("runs/b"); x = g.sample(64, seed=0)   # (64, 1, 28, 28) in [-1, 1]
+    run = gankit.train("dcgan_mnist", steps=5000, out="runs/b")   # a progress bar; progress=False: none
+    g = gankit.load("runs/b"); x = g.sample(64, seed=0)           # (64, 1, 28, 28) in [-1, 1]
 
-Importing gankit does no work: submodules load on first use.
+Public names: `train`, `resume`, `load`, `evaluate`, `make_config`,
+`Generator`, `Callback` (subclass it for your own hooks; `gankit.callbacks.Progress` is the
+progress bar) and `GankitError` (bad input; one line). Importing gankit does no work: submodules
+load on first use.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["train", "resume", "load", "evaluate", "make_config", "Generator", "GankitError"]
+__all__ = ["train", "resume", "load", "evaluate", "make_config", "Generator", "Callback",
+           "GankitError"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +23,14 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "Callback":
+        from .callbacks import Callback
+
+        return Callback
+    if name == "callbacks":
+        from . import callbacks
+
+        return callbacks
     if name == "GankitError":
         from .errors import GankitError
 

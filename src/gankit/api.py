@@ -47,36 +47,71 @@ def default_out(recipe: str) -> Path:
     return out
 
 
+def _with_progress(callbacks: Sequence[Callback], progress: bool) -> list[Callback]:
+    from .callbacks import Progress
+
+    callbacks = list(callbacks)
+    if progress and not any(isinstance(cb, Progress) for cb in callbacks):
+        callbacks.insert(0, Progress())
+    return callbacks
+
+
 def train(recipe: str | None = None, *, data: str | None = None, out: str | Path | None = None,
           steps: int | None = None, seconds: float | None = None, batch: int | None = None,
-          seed: int | None = None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
-    """Train a recipe (name or YAML path; None = the default) and return where the run lives."""
+          seed: int | None = None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = (),
+          progress: bool = True) -> RunResult:
+    """Train a recipe (name or YAML path; None = the default) into `out` (default runs/RECIPE,
+    runs/RECIPE-2, ...) and return where the run lives, its last step and status.
+
+    `progress` shows a progress bar (`gankit.callbacks.Progress`: tqdm.auto, a widget in a
+    notebook, text on stderr elsewhere); `callbacks` are `gankit.Callback`s called at the start,
+    each step, each log row and the end. Raises GankitError (ConfigError, DataError) for bad
+    input, TrainingDiverged when a loss or weight becomes NaN/inf."""
     cfg = make_config(recipe, data, overrides, steps, seconds, batch, seed)
-    return fit(cfg, Path(out) if out else default_out(cfg.recipe), list(callbacks))
+    return fit(cfg, Path(out) if out else default_out(cfg.recipe), _with_progress(callbacks, progress))
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, seconds: float | None = None,
-           overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
+           overrides: Sequence[str] = (), callbacks: Sequence[Callback] = (), progress: bool = True) -> RunResult:
+    """Continue the run in `run_dir` exactly where its latest checkpoint stopped; `steps` is the
+    new total. `progress` and `callbacks` as in `train`."""
     extra = list(overrides)
     if steps is not None:
         extra.append(f"train.steps={int(steps)}")
     if seconds is not None:
         extra.append(f"train.seconds={float(seconds)}")
-    return resume_run(Path(run_dir), extra, list(callbacks))
+    return resume_run(Path(run_dir), extra, _with_progress(callbacks, progress))
 
 
 class Generator:
-    """A trained generator: `sample(n, seed)` -> (n, C, H, W) in [-1, 1] (toy: (n, 2))."""
+    """A trained generator: `sample(n, seed)` -> (n, C, H, W) in [-1, 1] (toy: (n, 2)), on the
+    generator's device (the CPU unless moved with `to`)."""
 
     def __init__(self, net: torch.nn.Module, cfg: config_mod.Config, shape: tuple[int, ...], step: int,
                  ema: bool) -> None:
         self.net, self.cfg, self.shape, self.step, self.ema = net.eval(), cfg, shape, step, ema
         self.z_dim = cfg.model.z_dim
         self.hash = model_hash(cfg, shape)
+        self.path: Path | None = None  # the checkpoint it came from
 
-    def __repr__(self) -> str:
-        return (f"Generator({self.cfg.model.name}, recipe={self.cfg.recipe}, shape={self.shape}, "
-                f"step={self.step}, ema={self.ema})")
+    @property
+    def device(self) -> torch.device:
+        p = next(iter(self.net.parameters()), None)
+        if p is None:
+            p = next(iter(self.net.buffers()), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Generator:
+        """Move the net to `device` ("cpu", "cuda", "mps", ...); returns self. Latents are still
+        drawn on the CPU from each seed, so a seed gives the same z on every device."""
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise GankitError(f"unknown device {device!r} (cpu, cuda, cuda:1, mps, ...)") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise GankitError(f"device {device} asked for, but this machine has no CUDA device (torch sees none)")
+        self.net.to(dev)
+        return self
 
     @property
     def task(self) -> bool:
@@ -97,10 +132,10 @@ class Generator:
             raise GankitError("inpainting needs a mask (white = missing)")
         from .nets.translation import complete
 
-        outs = []
+        outs, dev = [], self.device
         for i in range(0, len(a), batch):
-            x = a[i: i + batch]
-            outs.append(complete(self.net, x, mask[i: i + batch])[1] if inpaint else self.net(x))
+            x = a[i: i + batch].to(dev)
+            outs.append(complete(self.net, x, mask[i: i + batch].to(dev))[1] if inpaint else self.net(x))
         return torch.cat(outs).float().clamp(-1, 1)
 
     @property
@@ -119,9 +154,11 @@ class Generator:
         """G(z), with class `labels` for a conditional G (None: row i gets class i mod K)."""
         if labels is None:
             labels = self.labels(len(z))
-        parts = [z[i: i + batch] for i in range(0, len(z), batch)]
+        dev = self.device
+        parts = [z[i: i + batch].to(dev) for i in range(0, len(z), batch)]
         if labels is None:
             return torch.cat([self.net(p) for p in parts]).float()
+        labels = labels.to(dev)
         return torch.cat([self.net(p, labels[i * batch: i * batch + len(p)]) for i, p in enumerate(parts)]).float()
 
     def labels(self, n: int, label: int | None = None) -> Tensor | None:

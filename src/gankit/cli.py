@@ -13,31 +13,7 @@ from .errors import GankitError
 
 
 def _progress():
-    from tqdm import tqdm
-
-    from .training.loop import Callback
-
-    class Progress(Callback):
-        """Progress bar on stderr: step, losses, images/s and ETA (tqdm computes the ETA)."""
-
-        def on_start(self, state: Any, info: dict[str, Any]) -> None:
-            t = state.cfg.train
-            self.bar = tqdm(total=t.steps or None, initial=state.step, unit="step", dynamic_ncols=True,
-                            desc=f"{state.cfg.recipe or 'train'}", file=sys.stderr, mininterval=0.5)
-            if t.seconds:
-                self.bar.set_description(f"{state.cfg.recipe} ({t.seconds:g}s budget)")
-
-        def on_step(self, state: Any) -> None:
-            self.bar.update(1)
-
-        def on_log(self, row: dict[str, Any]) -> None:
-            self.bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
-                                 img_s=f"{row['images_per_s']:.0f}", refresh=False)
-            if "warning" in row:
-                self.bar.write(f"warning: {row['warning']}")
-
-        def on_end(self, result: Any) -> None:
-            self.bar.close()
+    from .callbacks import Progress  # the library's progress bar, the one gankit.train() shows
 
     return Progress()
 
@@ -76,7 +52,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         if a.config or a.data or a.batch or a.seed is not None:
             raise GankitError("--resume continues a run as it was; only --steps, --seconds and some --set "
                               "keys (train.*) may change")
-        result = api.resume(a.resume, steps=a.steps, seconds=a.seconds, overrides=a.set, callbacks=callbacks)
+        result = api.resume(a.resume, steps=a.steps, seconds=a.seconds, overrides=a.set, callbacks=callbacks,
+                            progress=False)  # the CLI's own callbacks: none with -q
     else:
         cfg = api.make_config(a.config, a.data, a.set, a.steps, a.seconds, a.batch, a.seed)
         if a.dry_run:

@@ -44,12 +44,28 @@ RESUMABLE = {"train.steps", "train.seconds", "train.log_every", "train.sample_ev
 
 
 class Callback:
-    """Hooks for progress display and notebooks; the library itself never prints."""
+    """Hooks a run calls (public as `gankit.Callback`): subclass it and override what you need.
+    The library itself never prints; `gankit.callbacks.Progress` is the progress bar. Under
+    torchrun only rank 0's callbacks are called. Raising in a hook stops the run (no checkpoint
+    is written for the unfinished steps)."""
 
-    def on_start(self, state: TrainState, info: dict[str, Any]) -> None: ...
-    def on_step(self, state: TrainState) -> None: ...
-    def on_log(self, row: dict[str, Any]) -> None: ...
-    def on_end(self, result: RunResult) -> None: ...
+    def on_start(self, state: TrainState, info: dict[str, Any]) -> None:
+        """Before the first step. `state`: the TrainState (`state.step` is 0, or the checkpoint's
+        step on resume; `state.cfg` the resolved Config; `state.g`, `state.d` the nets). `info`:
+        the log's start row (event "start" or "resume", recipe, data, shape, threads, precision, ...)."""
+
+    def on_step(self, state: TrainState) -> None:
+        """After each training update; `state.step` counts updates done. Called every step: keep it
+        cheap (no host sync on a GPU)."""
+
+    def on_log(self, row: dict[str, Any]) -> None:
+        """Every `train.log_every` steps: the row written to log.jsonl (step, d_loss, g_loss, the
+        family's stats, lr_g, lr_d, images_per_s, elapsed_s, diversity, and "warning" when the
+        collapse check fired)."""
+
+    def on_end(self, result: RunResult) -> None:
+        """After the last checkpoint: where the run lives, its last step, status (done |
+        time_limit | interrupted), training seconds and images/s. Not called when the run failed."""
 
 
 @dataclass
