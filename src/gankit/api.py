@@ -83,9 +83,42 @@ def resume(run_dir: str | Path, *, steps: int | None = None, seconds: float | No
     return resume_run(Path(run_dir), extra, _with_progress(callbacks, progress))
 
 
+# torch.Generator takes any 64-bit seed; the studio's URLs take 0..2**31-1: one range for both
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 1_000_000  # a typo such as 0-99999999 should be an error, not a memory blow-up
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """Seeds from stylegan2-ada's notation: comma-separated seeds and inclusive ranges, in the
+    order given ("0-3,10" -> [0, 1, 2, 3, 10]). Each seed in 0..2**31-1; GankitError (one line)
+    for an empty spec, a non-number, a negative seed or a descending range."""
+    spec = str(spec).strip()
+    if not spec:
+        raise GankitError("--seeds is empty; give seeds like 0-63 or 0-3,10")
+    seeds: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            a = int(lo.strip())
+            b = int(hi.strip()) if dash else a
+        except ValueError:
+            raise GankitError(f"--seeds {spec!r}: {part!r} is not a seed or a range A-B of seeds (e.g. 0-63 "
+                              "or 0-3,10; seeds are 0 or more)") from None
+        if a > b:
+            raise GankitError(f"--seeds {spec!r}: the range {part} runs backwards; write {b}-{a}")
+        if b > MAX_SEED:
+            raise GankitError(f"--seeds {spec!r}: seeds go up to {MAX_SEED}, got {b}")
+        if len(seeds) + b - a + 1 > MAX_SEEDS:
+            raise GankitError(f"--seeds {spec!r}: more than {MAX_SEEDS:,} seeds")
+        seeds.extend(range(a, b + 1))
+    return seeds
+
+
 class Generator:
     """A trained generator: `sample(n, seed)` -> (n, C, H, W) in [-1, 1] (toy: (n, 2)), on the
-    generator's device (the CPU unless moved with `to`)."""
+    generator's device (the CPU unless moved with `to`). `sample_seeds(seeds)`: one seed per image,
+    as `gankit sample --seeds` and the studio draw them."""
 
     def __init__(self, net: torch.nn.Module, cfg: config_mod.Config, shape: tuple[int, ...], step: int,
                  ema: bool) -> None:
@@ -208,6 +241,35 @@ class Generator:
             return self.from_z(self.noise(n, seed), self.labels(n, label), batch)
         finally:
             self.net.truncation = old
+
+    def label_of(self, seed: int, label: int | None = None) -> int | None:
+        """The class a conditional run draws for `seed` alone: `label` when given, else seed mod K
+        (so consecutive seeds sweep the classes); None for an unconditional run."""
+        if label is None and self.conditional:
+            return int(seed) % self.n_classes
+        return label
+
+    def sample_seeds(self, seeds: Sequence[int] | str, label: int | None = None, truncation: float | None = None,
+                     text: str | None = None) -> Tensor:
+        """One image per seed: (len(seeds), C, H, W) in [-1, 1] (toy: (len(seeds), 2)).
+
+        Image k is exactly `sample(1, seed=seeds[k], label=label_of(seeds[k], label), ...)`, the
+        studio's seed N and `gankit sample --seeds`: each is its own forward pass, because a batched
+        one differs in the last bits (oneDNN picks kernels by batch size; measured up to 4e-6) and a
+        mixture of generators (model.n_g) picks its component by position in the batch. `seeds`:
+        integers or a spec such as "0-63" or "0-3,10" (`parse_seeds`). GankitError for bad seeds."""
+        if isinstance(seeds, str):
+            seeds = parse_seeds(seeds)
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise GankitError("no seeds given")
+        bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise GankitError(f"seeds must be in 0..{MAX_SEED}, got {bad[0]}")
+        if label is not None and text is None:
+            self.labels(1, label)  # its checks, before any work
+        return torch.cat([self.sample(1, seed=s, label=self.label_of(s, label), truncation=truncation, text=text)
+                          for s in seeds])
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, mode: str = "slerp",
                     label: int | None = None) -> Tensor:

@@ -111,6 +111,24 @@ def _dry_run(cfg: Any) -> int:
     return 0
 
 
+def _seeds(a: argparse.Namespace) -> list[int]:
+    """The seed of each image: --seeds as given, else --n seeds from --seed on (one seed per image,
+    as in the studio: image k of `--n 16 --seed 100` is the studio's seed 100 + k)."""
+    from . import api
+
+    if a.seeds is not None:
+        if a.n is not None or a.seed is not None:
+            raise GankitError("--seeds names the seed of every image; drop --n and --seed")
+        return api.parse_seeds(a.seeds)
+    n = 64 if a.n is None else a.n
+    seed = 0 if a.seed is None else a.seed
+    if n < 1:
+        raise GankitError(f"--n must be at least 1, got {n}")
+    if seed < 0 or seed + n - 1 > api.MAX_SEED:
+        raise GankitError(f"--seed {seed} --n {n}: seeds must lie in 0..{api.MAX_SEED}")
+    return list(range(seed, seed + n))
+
+
 def cmd_sample(a: argparse.Namespace) -> int:
     import numpy as np
 
@@ -121,35 +139,43 @@ def cmd_sample(a: argparse.Namespace) -> int:
     if text2image.is_model(a.run):  # a model file of the study before text-to-image was a recipe
         raise GankitError(f"{a.run} holds an old text-to-image study model; retrain it as a run: "
                           "gankit train text2image_digits --out DIR, then gankit sample DIR --text ...")
-    g = api.load(a.run, ema=not a.no_ema)
-    if a.text is not None:
-        x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation, text=a.text)
-        info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step), "text": a.text}
-        title = a.text
-    else:
-        x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation)
-        info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step)}
-        title = f"{g.cfg.recipe}: {a.n} samples"
     out = Path(a.out)
+    if out.suffix not in (".npy", ".png", ""):
+        raise GankitError(f"--out must end in .npy or .png, or be a folder; got {out}")
+    seeds = _seeds(a)
+    g = api.load(a.run, ema=not a.no_ema)
+    x = g.sample_seeds(seeds, label=a.label, truncation=a.truncation, text=a.text).cpu()
+    labels = None if a.text is not None else [g.label_of(s, a.label) for s in seeds]
+    # PNG text chunks: which model drew it and each image's seed, so any image can be drawn again
+    info = {"model_hash": g.hash, "run": str(a.run), "step": str(g.step), "ema": str(g.ema)}
+    if a.text is not None:
+        info["text"] = a.text
+    if a.truncation is not None:
+        info["truncation"] = str(a.truncation)
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, x.numpy().astype(np.float32))
     elif out.suffix == ".png":
+        many = info | {"seeds": ",".join(map(str, seeds))}  # in grid order: row by row
+        if labels is not None and labels[0] is not None:
+            many["labels"] = ",".join(map(str, labels))
         if x.dim() == 4:
-            save_png(grid(x, scale=2 if x.shape[-1] <= 32 else 1), out, info)
+            save_png(grid(x, scale=2 if x.shape[-1] <= 32 else 1), out, many)
         else:
             from .monitor.plots import scatter
 
-            scatter(x, None, out, title)
-    elif out.suffix == "":
+            save_png(scatter(x, None, out, a.text or f"{g.cfg.recipe}: {len(seeds)} samples"), out, many)
+    else:
         if x.dim() != 4:
             raise GankitError("a folder of PNGs needs an image model; use a .npy path for points")
         out.mkdir(parents=True, exist_ok=True)
-        for i in range(len(x)):
-            save_png(grid(x[i: i + 1], pad=0), out / f"{i:06d}.png", info | {"index": str(i)})
-    else:
-        raise GankitError(f"--out must end in .npy or .png, or be a folder; got {out}")
-    print(f"wrote {a.n} samples of shape {tuple(x.shape[1:])} to {out}")
+        for i, s in enumerate(seeds):  # named by seed: a repeated seed is the same image again
+            one = info | {"seed": str(s)}
+            if labels is not None and labels[i] is not None:
+                one["label"] = str(labels[i])
+            save_png(grid(x[i: i + 1], pad=0), out / f"{s:06d}.png", one)
+    shown = a.seeds if a.seeds is not None else f"{seeds[0]}-{seeds[-1]}"
+    print(f"wrote {len(seeds)} samples (seeds {shown}) of shape {tuple(x.shape[1:])} to {out}")
     return 0
 
 
@@ -317,11 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(torchrun + DDP; train.batch is the global batch); several machines: see docs/distributed.md")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s = sub.add_parser("sample", help="draw samples from a trained run, one seed per image",
+                       description="Draw samples, one seed per image: image k of --seeds 0-63 is exactly what the "
+                       "studio shows for seed k and what gankit.load(RUN).sample_seeds([k]) gives. A conditional "
+                       "run draws class seed mod K unless --label is given. Each PNG carries its seed(s) in its "
+                       "text chunks (gankit:seed, or gankit:seeds in grid order).")
     s.add_argument("run", help="run folder or checkpoint file")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seeds", help="the seed of each image: ranges and lists, e.g. 0-63 or 0-3,10")
+    s.add_argument("--n", type=int, help="without --seeds: N images, seeds SEED..SEED+N-1 (default 64)")
+    s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder "
+                   "(one PNG per seed, named by seed)")
+    s.add_argument("--seed", type=int, help="without --seeds: the first seed (default 0)")
     s.add_argument("--label", type=int, help="class to generate (conditional runs)")
     s.add_argument("--text", help='caption for a text-to-image model, e.g. "a thick slanted seven"')
     s.add_argument("--truncation", type=float, metavar="PSI", help="stylegan truncation: 1 = off, 0 = mean")
