@@ -1,12 +1,14 @@
 """One seed per image (`gankit sample --seeds`), sharing a model (`gankit export`, `gankit.load`
 of an export folder, traced copies), the public callbacks and what TensorBoard receives."""
 
+import json
 import logging
 import sys
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import gankit
@@ -80,6 +82,106 @@ def test_conditional_seeds_follow_the_studios_label_rule(cond_run, tmp_path):
     assert main(["sample", str(cond_run), "--seeds", "8-11", "--out", str(tmp_path / "c.png")]) == 0
     with Image.open(tmp_path / "c.png") as im:
         assert im.text["gankit:labels"] == "8,9,0,1"
+
+
+# --- export ------------------------------------------------------------------------------------
+
+def test_export_round_trip_card_and_cli(run, tmp_path, capsys):
+    (run / "eval.json").write_text(json.dumps({"fid_mnistcnn_300": 123.5, "classes_covered_mnistcnn_300": 3,
+                                               "class_hist_mnistcnn_300": [1, 2], "protocol": {"n": 300,
+                                               "run": "/home/someone/private"}}))
+    try:
+        assert main(["export", str(run), "--out", str(tmp_path / "ex")]) == 0
+    finally:
+        (run / "eval.json").unlink()
+    assert "gankit sample" in capsys.readouterr().out
+    ex = tmp_path / "ex"
+    assert sorted(p.name for p in ex.iterdir()) == ["README.md", "config.json", "generator.safetensors"]
+    g, e = gankit.load(run), gankit.load(ex)
+    assert e.ema and e.step == g.step and e.hash == g.hash and e.shape == g.shape
+    assert torch.equal(e.sample_seeds(range(6)), g.sample_seeds(range(6)))
+    assert torch.equal(e.sample(5, seed=2), g.sample(5, seed=2))
+    meta = json.loads((ex / "config.json").read_text())
+    assert meta["config"]["model"]["name"] == "dcgan" and meta["shape"] == [1, 28, 28]
+    assert meta["model_hash"] == g.hash and meta["metrics"]["values"]["fid_mnistcnn_300"] == 123.5
+    card = (ex / "README.md").read_text()
+    assert card.startswith("---\n")
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["library_name"] == "gankit" and front["license"] == "other"
+    assert {"gan", "pytorch"} <= set(front["tags"]) and front["datasets"] == ["ylecun/mnist"]
+    metrics = front["model-index"][0]["results"][0]["metrics"]
+    assert {"type": "fid_mnistcnn_300", "name": "fid_mnistcnn_300", "value": 123.5} in metrics
+    assert "gankit sample ex --seeds 0-15 --out grid.png" in card and "private" not in card + json.dumps(meta)
+    # the export samples like the run, and the raw generator is another export
+    assert main(["sample", str(ex), "--seeds", "0-3", "--out", str(tmp_path / "e.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "e.npy"), g.sample_seeds(range(4)).numpy())
+    gankit.load(run, ema=False).save(tmp_path / "raw")
+    assert not gankit.load(tmp_path / "raw").ema
+    assert torch.equal(gankit.load(tmp_path / "raw").sample(3), gankit.load(run, ema=False).sample(3))
+
+
+def test_export_errors_are_one_line(run, tmp_path, capsys):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert main(["export", str(run), "--out", str(tmp_path / "busy")]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    gankit.export(run, tmp_path / "ex")
+    assert main(["sample", str(tmp_path / "ex"), "--no-ema", "--out", str(tmp_path / "x.png")]) == 2
+    assert "EMA generator only" in capsys.readouterr().err
+    weights = tmp_path / "ex" / "generator.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight: safetensors still parses it, the hash does not match
+    weights.write_bytes(bytes(data))
+    with pytest.raises(gankit.GankitError, match="SHA-256"):
+        gankit.load(tmp_path / "ex")
+    (tmp_path / "ex" / "config.json").write_text("{")
+    assert main(["sample", str(tmp_path / "ex"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "cannot read it" in err and err.count("\n") == 1
+
+
+def test_traced_formats_are_refused_for_image_to_image(tmp_path):
+    from conftest import tiny_config
+
+    from gankit.api import Generator
+    from gankit.nets import build
+
+    cfg = tiny_config("pix2pix_edges2digits")
+    g = Generator(build(cfg.model, (1, 28, 28))[0], cfg, (1, 28, 28), 0, False)
+    with pytest.raises(gankit.GankitError, match="draw from noise"):
+        g.save(tmp_path / "p", format="torchscript")
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_equals_eager(cond_run, tmp_path):
+    out = gankit.export(cond_run, tmp_path / "ts", format="torchscript")
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["traced"]["inputs"] == ["z", "label"] and meta["traced"]["batch"] == "any"
+    assert meta["traced"]["check"]["max_abs_diff"] <= 1e-4
+    g = gankit.load(cond_run)
+    m = torch.jit.load(str(out / "generator.pt"))
+    z, y = torch.cat([g.noise(1, s) for s in range(7)]), torch.arange(7) % g.n_classes
+    with torch.no_grad():
+        assert (m(z, y) - g.sample_seeds(range(7))).abs().max() <= 1e-4
+
+
+def test_onnx_equals_eager(run, tmp_path):
+    pytest.importorskip("onnx", reason="onnx not installed: pip install 'gankit[export]'")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'gankit[export]'")
+    out = gankit.export(run, tmp_path / "ox", format="onnx")
+    assert json.loads((out / "config.json").read_text())["traced"]["check"]["max_abs_diff"] <= 1e-4
+    g = gankit.load(run)
+    z = torch.cat([g.noise(1, s) for s in range(3)]).numpy()
+    got = ort.InferenceSession(str(out / "generator.onnx"), providers=["CPUExecutionProvider"]).run(None, {"z": z})[0]
+    assert np.abs(got - g.sample_seeds(range(3)).numpy()).max() <= 1e-4
+
+
+def test_onnx_missing_names_the_extra(run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx fails as if not installed
+    assert main(["export", str(run), "--out", str(tmp_path / "o"), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'gankit[export]'" in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
 
 
 # --- Python API --------------------------------------------------------------------------------

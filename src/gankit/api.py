@@ -118,14 +118,15 @@ def parse_seeds(spec: str) -> list[int]:
 class Generator:
     """A trained generator: `sample(n, seed)` -> (n, C, H, W) in [-1, 1] (toy: (n, 2)), on the
     generator's device (the CPU unless moved with `to`). `sample_seeds(seeds)`: one seed per image,
-    as `gankit sample --seeds` and the studio draw them."""
+    as `gankit sample --seeds` and the studio draw them. `save(DIR)` exports it to share."""
 
     def __init__(self, net: torch.nn.Module, cfg: config_mod.Config, shape: tuple[int, ...], step: int,
                  ema: bool) -> None:
         self.net, self.cfg, self.shape, self.step, self.ema = net.eval(), cfg, shape, step, ema
         self.z_dim = cfg.model.z_dim
         self.hash = model_hash(cfg, shape)
-        self.path: Path | None = None  # the checkpoint it came from
+        self.path: Path | None = None  # the checkpoint it came from (None for an export folder)
+        self.run: Path | None = None  # the run or export folder, for its eval.json and log
 
     @property
     def device(self) -> torch.device:
@@ -145,6 +146,18 @@ class Generator:
             raise GankitError(f"device {device} asked for, but this machine has no CUDA device (torch sees none)")
         self.net.to(dev)
         return self
+
+    def save(self, out: str | Path, *, format: str | None = None) -> Path:
+        """Export this generator to the folder `out` (`gankit export`): generator.safetensors,
+        config.json and a README.md model card; `format` "onnx" or "torchscript" adds a traced
+        copy. Returns `out`. See `gankit.export`."""
+        from .share import export_generator
+
+        return export_generator(self, Path(out), format=format)
+
+    def __repr__(self) -> str:
+        return (f"Generator({self.cfg.model.name}, recipe={self.cfg.recipe}, shape={self.shape}, "
+                f"step={self.step}, ema={self.ema})")
 
     @property
     def task(self) -> bool:
@@ -299,28 +312,58 @@ def _checkpoint_path(run: str | Path) -> Path:
     if p.is_dir():
         ck = p / "checkpoints" / "latest.pt"
         if not ck.exists():
-            raise GankitError(f"{p}: no checkpoint found (expected {ck}); is this a gankit run folder?")
+            raise GankitError(f"{p}: no checkpoint found (expected {ck}); is this a gankit run folder "
+                              "or a `gankit export` folder?")
         return ck
     if not p.exists():
-        raise GankitError(f"{p}: no such run folder or checkpoint")
+        raise GankitError(f"{p}: no such run folder, export folder or checkpoint")
     return p
 
 
 def load(run: str | Path, ema: bool = True) -> Generator:
-    """Load the generator of a run folder (or a checkpoint file). EMA weights by default."""
+    """Load the generator of a run folder, a checkpoint file or a `gankit export` folder. EMA
+    weights by default (`ema=False`: the raw G; an export holds only the one it was made with).
+    GankitError (one line) for a missing, foreign or damaged folder or file."""
+    from .share import is_export, load_export
+
+    if is_export(run):
+        gen = load_export(Path(run))
+        if not ema and gen.ema:
+            raise GankitError(f"{run} holds the EMA generator only; the raw one (--no-ema) is in the run, or in an "
+                              "export made with gankit export --no-ema")
+        return gen
     from .nets.registry import from_checkpoint
 
     nets = from_checkpoint(_checkpoint_path(run), ema)
     gen = Generator(nets.g, nets.cfg, nets.shape, nets.step, nets.ema)
     gen.path = nets.path  # the checkpoint it came from (families that score with D read it again)
+    gen.run = Path(run) if Path(run).is_dir() else None
     return gen
+
+
+def export(run: str | Path, out: str | Path, *, ema: bool = True, format: str | None = None) -> Path:
+    """Export the generator of a run folder (or checkpoint, or export folder) to the folder `out`
+    (`gankit export`): generator.safetensors, config.json (resolved config, data shape, model
+    hash, the run's eval.json scores) and a README.md model card the Hugging Face Hub reads.
+
+    `ema`: the EMA weights (default; a run without EMA gives its raw G), False for the raw G.
+    `format`: None, "torchscript" (nothing extra needed) or "onnx" (needs `pip install
+    'gankit[export]'`) adds a traced z -> image ((z, label) -> image when conditional) generator,
+    compared with the eager one on seeds 0-4 (max abs difference <= 1e-4, written into
+    config.json). Returns `out`. GankitError (one line) for a run that cannot be exported (anomaly
+    detectors score with G and D together), a traced format for a run that does not draw from
+    noise, a non-empty `out` that is not an earlier export, a missing onnx package or a trace that
+    disagrees with the eager generator."""
+    from .share import export_generator
+
+    return export_generator(load(run, ema=ema), Path(out), format=format)
 
 
 def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int | None = None,
              against: str | None = None, seed: int = 0, ema: bool = True,
              inception_weights: str | Path | None = None) -> dict:
-    """Score a run folder (samples drawn from its generator), a .npy/.npz of samples or an image
-    folder against real data: the run's own data, or `against` (a dataset name or path).
+    """Score a run folder or an export folder (samples drawn from its generator), a .npy/.npz of
+    samples or an image folder against real data: the run's own data, or `against` (a dataset name or path).
 
     Returns a JSON-ready dict (NaN and inf are None, each said in "warnings"): the values, "protocol",
     and when there are any "warnings" (unreliable values) and "skipped" ({metric: why it could not be
@@ -330,10 +373,15 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     from .data.files import load_path
     from .metrics import evaluate as evaluate_samples
     from .metrics.evaluate import json_ready
+    from .share import is_export
 
     target = Path(target)
-    if target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
+    exported = is_export(target)
+    if exported or target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
         g = load(target, ema=ema)
+        # an export folder is scored like its run, but named as what it is: gankit eval keeps
+        # eval.json and MODEL_CARD.md beside runs only, and an export's card is its README.md
+        where = "export" if exported else "run"
         from .families import Family, family_of
 
         family = family_of(g.cfg)
@@ -345,14 +393,14 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
                                   "and to sample files")
             res = family.evaluate(g, n or 0, seed)
         if res is not None:
-            res["protocol"].update({"run": str(target), "step": g.step, "ema": g.ema})
+            res["protocol"].update({where: str(target), "step": g.step, "ema": g.ema})
             return json_ready(res)
         data_cfg = g.cfg.data if against is None else DataConfig(source=against)
         reference = build_data(data_cfg)
         n = n or (5000 if reference.is_image else 2500)
         fake = g.sample(n, seed=seed)
         labels = g.labels(n)  # a conditional run's samples come with the classes they were asked for
-        source = {"run": str(target), "step": g.step, "ema": g.ema}
+        source = {where: str(target), "step": g.step, "ema": g.ema}
     else:
         if not target.exists():
             raise GankitError(f"{target}: no such run folder, sample file or image folder")

@@ -259,6 +259,23 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    import json
+
+    from . import api
+
+    out = api.export(a.run, a.out, ema=not a.no_ema, format=a.format)
+    meta = json.loads((out / "config.json").read_text())
+    traced = meta.get("traced")
+    extra = (f", {traced['file']} ({traced['format']}, max abs diff {traced['check']['max_abs_diff']:.2g} "
+             "from the eager generator)") if traced else ""
+    print(f"exported the {'EMA' if meta['ema'] else 'raw'} generator of {a.run} (step {meta['step']}) to {out}: "
+          f"generator.safetensors, config.json, README.md{extra}")
+    print(f"try it: gankit sample {out} --seeds 0-15 --out grid.png" if not (meta["task"] or meta["captioned"])
+          else f"load it: gankit.load({str(out)!r})")
+    return 0
+
+
 def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
@@ -343,12 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(torchrun + DDP; train.batch is the global batch); several machines: see docs/distributed.md")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="draw samples from a trained run, one seed per image",
+    s = sub.add_parser("sample", help="draw samples from a trained run or an export folder, one seed per image",
                        description="Draw samples, one seed per image: image k of --seeds 0-63 is exactly what the "
                        "studio shows for seed k and what gankit.load(RUN).sample_seeds([k]) gives. A conditional "
                        "run draws class seed mod K unless --label is given. Each PNG carries its seed(s) in its "
                        "text chunks (gankit:seed, or gankit:seeds in grid order).")
-    s.add_argument("run", help="run folder or checkpoint file")
+    s.add_argument("run", help="run folder, checkpoint file or gankit export folder")
     s.add_argument("--seeds", help="the seed of each image: ranges and lists, e.g. 0-63 or 0-3,10")
     s.add_argument("--n", type=int, help="without --seeds: N images, seeds SEED..SEED+N-1 (default 64)")
     s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder "
@@ -406,6 +423,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=0, help="decoding processes (0 = by the number of images)")
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=cmd_prepare)
+
+    x = sub.add_parser("export", help="share a trained generator: safetensors weights, config.json and a model "
+                       "card (README.md) that the Hugging Face Hub reads",
+                       description="Write the generator of a run (no D, no optimisers) to a folder: "
+                       "generator.safetensors, config.json (the resolved config, data shape, model hash) and a "
+                       "README.md model card with YAML front matter and the scores of the run's eval.json (run "
+                       "gankit eval first to include them). gankit.load(DIR) and gankit sample DIR accept it.")
+    x.add_argument("run", help="run folder or checkpoint file")
+    x.add_argument("--out", required=True, help="a new or empty folder (or an earlier export, replaced)")
+    x.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
+    x.add_argument("--format", choices=["onnx", "torchscript"], help="also a traced z -> image generator "
+                   "(z, label for conditional runs), checked against the eager one; onnx needs "
+                   "pip install 'gankit[export]'")
+    x.set_defaults(func=cmd_export)
 
     from .cli_apps import add_parsers
 
