@@ -47,32 +47,113 @@ def default_out(recipe: str) -> Path:
     return out
 
 
+def _with_progress(callbacks: Sequence[Callback], progress: bool) -> list[Callback]:
+    from .callbacks import Progress
+
+    callbacks = list(callbacks)
+    if progress and not any(isinstance(cb, Progress) for cb in callbacks):
+        callbacks.insert(0, Progress())
+    return callbacks
+
+
 def train(recipe: str | None = None, *, data: str | None = None, out: str | Path | None = None,
           steps: int | None = None, seconds: float | None = None, batch: int | None = None,
-          seed: int | None = None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
-    """Train a recipe (name or YAML path; None = the default) and return where the run lives."""
+          seed: int | None = None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = (),
+          progress: bool = True) -> RunResult:
+    """Train a recipe (name or YAML path; None = the default) into `out` (default runs/RECIPE,
+    runs/RECIPE-2, ...) and return where the run lives, its last step and status.
+
+    `progress` shows a progress bar (`gankit.callbacks.Progress`: tqdm.auto, a widget in a
+    notebook, text on stderr elsewhere); `callbacks` are `gankit.Callback`s called at the start,
+    each step, each log row and the end. Raises GankitError (ConfigError, DataError) for bad
+    input, TrainingDiverged when a loss or weight becomes NaN/inf."""
     cfg = make_config(recipe, data, overrides, steps, seconds, batch, seed)
-    return fit(cfg, Path(out) if out else default_out(cfg.recipe), list(callbacks))
+    return fit(cfg, Path(out) if out else default_out(cfg.recipe), _with_progress(callbacks, progress))
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, seconds: float | None = None,
-           overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
+           overrides: Sequence[str] = (), callbacks: Sequence[Callback] = (), progress: bool = True) -> RunResult:
+    """Continue the run in `run_dir` exactly where its latest checkpoint stopped; `steps` is the
+    new total. `progress` and `callbacks` as in `train`."""
     extra = list(overrides)
     if steps is not None:
         extra.append(f"train.steps={int(steps)}")
     if seconds is not None:
         extra.append(f"train.seconds={float(seconds)}")
-    return resume_run(Path(run_dir), extra, list(callbacks))
+    return resume_run(Path(run_dir), extra, _with_progress(callbacks, progress))
+
+
+# torch.Generator takes any 64-bit seed; the studio's URLs take 0..2**31-1: one range for both
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 1_000_000  # a typo such as 0-99999999 should be an error, not a memory blow-up
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """Seeds from stylegan2-ada's notation: comma-separated seeds and inclusive ranges, in the
+    order given ("0-3,10" -> [0, 1, 2, 3, 10]). Each seed in 0..2**31-1; GankitError (one line)
+    for an empty spec, a non-number, a negative seed or a descending range."""
+    spec = str(spec).strip()
+    if not spec:
+        raise GankitError("--seeds is empty; give seeds like 0-63 or 0-3,10")
+    seeds: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            a = int(lo.strip())
+            b = int(hi.strip()) if dash else a
+        except ValueError:
+            raise GankitError(f"--seeds {spec!r}: {part!r} is not a seed or a range A-B of seeds (e.g. 0-63 "
+                              "or 0-3,10; seeds are 0 or more)") from None
+        if a > b:
+            raise GankitError(f"--seeds {spec!r}: the range {part} runs backwards; write {b}-{a}")
+        if b > MAX_SEED:
+            raise GankitError(f"--seeds {spec!r}: seeds go up to {MAX_SEED}, got {b}")
+        if len(seeds) + b - a + 1 > MAX_SEEDS:
+            raise GankitError(f"--seeds {spec!r}: more than {MAX_SEEDS:,} seeds")
+        seeds.extend(range(a, b + 1))
+    return seeds
 
 
 class Generator:
-    """A trained generator: `sample(n, seed)` -> (n, C, H, W) in [-1, 1] (toy: (n, 2))."""
+    """A trained generator: `sample(n, seed)` -> (n, C, H, W) in [-1, 1] (toy: (n, 2)), on the
+    generator's device (the CPU unless moved with `to`). `sample_seeds(seeds)`: one seed per image,
+    as `gankit sample --seeds` and the studio draw them. `save(DIR)` exports it to share."""
 
     def __init__(self, net: torch.nn.Module, cfg: config_mod.Config, shape: tuple[int, ...], step: int,
                  ema: bool) -> None:
         self.net, self.cfg, self.shape, self.step, self.ema = net.eval(), cfg, shape, step, ema
         self.z_dim = cfg.model.z_dim
         self.hash = model_hash(cfg, shape)
+        self.path: Path | None = None  # the checkpoint it came from (None for an export folder)
+        self.run: Path | None = None  # the run or export folder, for its eval.json and log
+
+    @property
+    def device(self) -> torch.device:
+        p = next(iter(self.net.parameters()), None)
+        if p is None:
+            p = next(iter(self.net.buffers()), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Generator:
+        """Move the net to `device` ("cpu", "cuda", "mps", ...); returns self. Latents are still
+        drawn on the CPU from each seed, so a seed gives the same z on every device."""
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise GankitError(f"unknown device {device!r} (cpu, cuda, cuda:1, mps, ...)") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise GankitError(f"device {device} asked for, but this machine has no CUDA device (torch sees none)")
+        self.net.to(dev)
+        return self
+
+    def save(self, out: str | Path, *, format: str | None = None) -> Path:
+        """Export this generator to the folder `out` (`gankit export`): generator.safetensors,
+        config.json and a README.md model card; `format` "onnx" or "torchscript" adds a traced
+        copy. Returns `out`. See `gankit.export`."""
+        from .share import export_generator
+
+        return export_generator(self, Path(out), format=format)
 
     def __repr__(self) -> str:
         return (f"Generator({self.cfg.model.name}, recipe={self.cfg.recipe}, shape={self.shape}, "
@@ -97,10 +178,10 @@ class Generator:
             raise GankitError("inpainting needs a mask (white = missing)")
         from .nets.translation import complete
 
-        outs = []
+        outs, dev = [], self.device
         for i in range(0, len(a), batch):
-            x = a[i: i + batch]
-            outs.append(complete(self.net, x, mask[i: i + batch])[1] if inpaint else self.net(x))
+            x = a[i: i + batch].to(dev)
+            outs.append(complete(self.net, x, mask[i: i + batch].to(dev))[1] if inpaint else self.net(x))
         return torch.cat(outs).float().clamp(-1, 1)
 
     @property
@@ -119,9 +200,11 @@ class Generator:
         """G(z), with class `labels` for a conditional G (None: row i gets class i mod K)."""
         if labels is None:
             labels = self.labels(len(z))
-        parts = [z[i: i + batch] for i in range(0, len(z), batch)]
+        dev = self.device
+        parts = [z[i: i + batch].to(dev) for i in range(0, len(z), batch)]
         if labels is None:
             return torch.cat([self.net(p) for p in parts]).float()
+        labels = labels.to(dev)
         return torch.cat([self.net(p, labels[i * batch: i * batch + len(p)]) for i, p in enumerate(parts)]).float()
 
     def labels(self, n: int, label: int | None = None) -> Tensor | None:
@@ -172,6 +255,35 @@ class Generator:
         finally:
             self.net.truncation = old
 
+    def label_of(self, seed: int, label: int | None = None) -> int | None:
+        """The class a conditional run draws for `seed` alone: `label` when given, else seed mod K
+        (so consecutive seeds sweep the classes); None for an unconditional run."""
+        if label is None and self.conditional:
+            return int(seed) % self.n_classes
+        return label
+
+    def sample_seeds(self, seeds: Sequence[int] | str, label: int | None = None, truncation: float | None = None,
+                     text: str | None = None) -> Tensor:
+        """One image per seed: (len(seeds), C, H, W) in [-1, 1] (toy: (len(seeds), 2)).
+
+        Image k is exactly `sample(1, seed=seeds[k], label=label_of(seeds[k], label), ...)`, the
+        studio's seed N and `gankit sample --seeds`: each is its own forward pass, because a batched
+        one differs in the last bits (oneDNN picks kernels by batch size; measured up to 4e-6) and a
+        mixture of generators (model.n_g) picks its component by position in the batch. `seeds`:
+        integers or a spec such as "0-63" or "0-3,10" (`parse_seeds`). GankitError for bad seeds."""
+        if isinstance(seeds, str):
+            seeds = parse_seeds(seeds)
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise GankitError("no seeds given")
+        bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise GankitError(f"seeds must be in 0..{MAX_SEED}, got {bad[0]}")
+        if label is not None and text is None:
+            self.labels(1, label)  # its checks, before any work
+        return torch.cat([self.sample(1, seed=s, label=self.label_of(s, label), truncation=truncation, text=text)
+                          for s in seeds])
+
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, mode: str = "slerp",
                     label: int | None = None) -> Tensor:
         """Samples along a path in z between the latents of two seeds (slerp suits Gaussian z)."""
@@ -200,28 +312,58 @@ def _checkpoint_path(run: str | Path) -> Path:
     if p.is_dir():
         ck = p / "checkpoints" / "latest.pt"
         if not ck.exists():
-            raise GankitError(f"{p}: no checkpoint found (expected {ck}); is this a gankit run folder?")
+            raise GankitError(f"{p}: no checkpoint found (expected {ck}); is this a gankit run folder "
+                              "or a `gankit export` folder?")
         return ck
     if not p.exists():
-        raise GankitError(f"{p}: no such run folder or checkpoint")
+        raise GankitError(f"{p}: no such run folder, export folder or checkpoint")
     return p
 
 
 def load(run: str | Path, ema: bool = True) -> Generator:
-    """Load the generator of a run folder (or a checkpoint file). EMA weights by default."""
+    """Load the generator of a run folder, a checkpoint file or a `gankit export` folder. EMA
+    weights by default (`ema=False`: the raw G; an export holds only the one it was made with).
+    GankitError (one line) for a missing, foreign or damaged folder or file."""
+    from .share import is_export, load_export
+
+    if is_export(run):
+        gen = load_export(Path(run))
+        if not ema and gen.ema:
+            raise GankitError(f"{run} holds the EMA generator only; the raw one (--no-ema) is in the run, or in an "
+                              "export made with gankit export --no-ema")
+        return gen
     from .nets.registry import from_checkpoint
 
     nets = from_checkpoint(_checkpoint_path(run), ema)
     gen = Generator(nets.g, nets.cfg, nets.shape, nets.step, nets.ema)
     gen.path = nets.path  # the checkpoint it came from (families that score with D read it again)
+    gen.run = Path(run) if Path(run).is_dir() else None
     return gen
+
+
+def export(run: str | Path, out: str | Path, *, ema: bool = True, format: str | None = None) -> Path:
+    """Export the generator of a run folder (or checkpoint, or export folder) to the folder `out`
+    (`gankit export`): generator.safetensors, config.json (resolved config, data shape, model
+    hash, the run's eval.json scores) and a README.md model card the Hugging Face Hub reads.
+
+    `ema`: the EMA weights (default; a run without EMA gives its raw G), False for the raw G.
+    `format`: None, "torchscript" (nothing extra needed) or "onnx" (needs `pip install
+    'gankit[export]'`) adds a traced z -> image ((z, label) -> image when conditional) generator,
+    compared with the eager one on seeds 0-4 (max abs difference <= 1e-4, written into
+    config.json). Returns `out`. GankitError (one line) for a run that cannot be exported (anomaly
+    detectors score with G and D together), a traced format for a run that does not draw from
+    noise, a non-empty `out` that is not an earlier export, a missing onnx package or a trace that
+    disagrees with the eager generator."""
+    from .share import export_generator
+
+    return export_generator(load(run, ema=ema), Path(out), format=format)
 
 
 def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int | None = None,
              against: str | None = None, seed: int = 0, ema: bool = True,
              inception_weights: str | Path | None = None) -> dict:
-    """Score a run folder (samples drawn from its generator), a .npy/.npz of samples or an image
-    folder against real data: the run's own data, or `against` (a dataset name or path).
+    """Score a run folder or an export folder (samples drawn from its generator), a .npy/.npz of
+    samples or an image folder against real data: the run's own data, or `against` (a dataset name or path).
 
     Returns a JSON-ready dict (NaN and inf are None, each said in "warnings"): the values, "protocol",
     and when there are any "warnings" (unreliable values) and "skipped" ({metric: why it could not be
@@ -231,10 +373,15 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     from .data.files import load_path
     from .metrics import evaluate as evaluate_samples
     from .metrics.evaluate import json_ready
+    from .share import is_export
 
     target = Path(target)
-    if target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
+    exported = is_export(target)
+    if exported or target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
         g = load(target, ema=ema)
+        # an export folder is scored like its run, but named as what it is: gankit eval keeps
+        # eval.json and MODEL_CARD.md beside runs only, and an export's card is its README.md
+        where = "export" if exported else "run"
         from .families import Family, family_of
 
         family = family_of(g.cfg)
@@ -246,14 +393,14 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
                                   "and to sample files")
             res = family.evaluate(g, n or 0, seed)
         if res is not None:
-            res["protocol"].update({"run": str(target), "step": g.step, "ema": g.ema})
+            res["protocol"].update({where: str(target), "step": g.step, "ema": g.ema})
             return json_ready(res)
         data_cfg = g.cfg.data if against is None else DataConfig(source=against)
         reference = build_data(data_cfg)
         n = n or (5000 if reference.is_image else 2500)
         fake = g.sample(n, seed=seed)
         labels = g.labels(n)  # a conditional run's samples come with the classes they were asked for
-        source = {"run": str(target), "step": g.step, "ema": g.ema}
+        source = {where: str(target), "step": g.step, "ema": g.ema}
     else:
         if not target.exists():
             raise GankitError(f"{target}: no such run folder, sample file or image folder")

@@ -44,7 +44,8 @@ def _over_seeds(kind: str, data: str, recipe: str, seeds: int, steps: int | None
         root = Path(out) if out else Path(tmp)
         for seed in range(seeds):
             run = api.train(recipe, data=data, seed=seed, steps=steps, seconds=seconds, out=root / f"seed{seed}",
-                            overrides=[*overrides, "train.tensorboard=false", "train.sample_every=0"])
+                            overrides=[*overrides, "train.tensorboard=false", "train.sample_every=0"],
+                            progress=False)  # the table is the output; a bar per seed would bury it
             s = score(api.load(run.out), seed)
             rows.append({"seed": seed, "steps": run.step, "seconds": round(run.seconds, 1),
                          **{k: s[k] for k in COLUMNS[kind]}})

@@ -13,31 +13,7 @@ from .errors import GankitError
 
 
 def _progress():
-    from tqdm import tqdm
-
-    from .training.loop import Callback
-
-    class Progress(Callback):
-        """Progress bar on stderr: step, losses, images/s and ETA (tqdm computes the ETA)."""
-
-        def on_start(self, state: Any, info: dict[str, Any]) -> None:
-            t = state.cfg.train
-            self.bar = tqdm(total=t.steps or None, initial=state.step, unit="step", dynamic_ncols=True,
-                            desc=f"{state.cfg.recipe or 'train'}", file=sys.stderr, mininterval=0.5)
-            if t.seconds:
-                self.bar.set_description(f"{state.cfg.recipe} ({t.seconds:g}s budget)")
-
-        def on_step(self, state: Any) -> None:
-            self.bar.update(1)
-
-        def on_log(self, row: dict[str, Any]) -> None:
-            self.bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
-                                 img_s=f"{row['images_per_s']:.0f}", refresh=False)
-            if "warning" in row:
-                self.bar.write(f"warning: {row['warning']}")
-
-        def on_end(self, result: Any) -> None:
-            self.bar.close()
+    from .callbacks import Progress  # the library's progress bar, the one gankit.train() shows
 
     return Progress()
 
@@ -76,7 +52,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         if a.config or a.data or a.batch or a.seed is not None:
             raise GankitError("--resume continues a run as it was; only --steps, --seconds and some --set "
                               "keys (train.*) may change")
-        result = api.resume(a.resume, steps=a.steps, seconds=a.seconds, overrides=a.set, callbacks=callbacks)
+        result = api.resume(a.resume, steps=a.steps, seconds=a.seconds, overrides=a.set, callbacks=callbacks,
+                            progress=False)  # the CLI's own callbacks: none with -q
     else:
         cfg = api.make_config(a.config, a.data, a.set, a.steps, a.seconds, a.batch, a.seed)
         if a.dry_run:
@@ -134,6 +111,24 @@ def _dry_run(cfg: Any) -> int:
     return 0
 
 
+def _seeds(a: argparse.Namespace) -> list[int]:
+    """The seed of each image: --seeds as given, else --n seeds from --seed on (one seed per image,
+    as in the studio: image k of `--n 16 --seed 100` is the studio's seed 100 + k)."""
+    from . import api
+
+    if a.seeds is not None:
+        if a.n is not None or a.seed is not None:
+            raise GankitError("--seeds names the seed of every image; drop --n and --seed")
+        return api.parse_seeds(a.seeds)
+    n = 64 if a.n is None else a.n
+    seed = 0 if a.seed is None else a.seed
+    if n < 1:
+        raise GankitError(f"--n must be at least 1, got {n}")
+    if seed < 0 or seed + n - 1 > api.MAX_SEED:
+        raise GankitError(f"--seed {seed} --n {n}: seeds must lie in 0..{api.MAX_SEED}")
+    return list(range(seed, seed + n))
+
+
 def cmd_sample(a: argparse.Namespace) -> int:
     import numpy as np
 
@@ -144,35 +139,43 @@ def cmd_sample(a: argparse.Namespace) -> int:
     if text2image.is_model(a.run):  # a model file of the study before text-to-image was a recipe
         raise GankitError(f"{a.run} holds an old text-to-image study model; retrain it as a run: "
                           "gankit train text2image_digits --out DIR, then gankit sample DIR --text ...")
-    g = api.load(a.run, ema=not a.no_ema)
-    if a.text is not None:
-        x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation, text=a.text)
-        info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step), "text": a.text}
-        title = a.text
-    else:
-        x = g.sample(a.n, seed=a.seed, label=a.label, truncation=a.truncation)
-        info = {"model_hash": g.hash, "seed": str(a.seed), "run": str(a.run), "step": str(g.step)}
-        title = f"{g.cfg.recipe}: {a.n} samples"
     out = Path(a.out)
+    if out.suffix not in (".npy", ".png", ""):
+        raise GankitError(f"--out must end in .npy or .png, or be a folder; got {out}")
+    seeds = _seeds(a)
+    g = api.load(a.run, ema=not a.no_ema)
+    x = g.sample_seeds(seeds, label=a.label, truncation=a.truncation, text=a.text).cpu()
+    labels = None if a.text is not None else [g.label_of(s, a.label) for s in seeds]
+    # PNG text chunks: which model drew it and each image's seed, so any image can be drawn again
+    info = {"model_hash": g.hash, "run": str(a.run), "step": str(g.step), "ema": str(g.ema)}
+    if a.text is not None:
+        info["text"] = a.text
+    if a.truncation is not None:
+        info["truncation"] = str(a.truncation)
     if out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, x.numpy().astype(np.float32))
     elif out.suffix == ".png":
+        many = info | {"seeds": ",".join(map(str, seeds))}  # in grid order: row by row
+        if labels is not None and labels[0] is not None:
+            many["labels"] = ",".join(map(str, labels))
         if x.dim() == 4:
-            save_png(grid(x, scale=2 if x.shape[-1] <= 32 else 1), out, info)
+            save_png(grid(x, scale=2 if x.shape[-1] <= 32 else 1), out, many)
         else:
             from .monitor.plots import scatter
 
-            scatter(x, None, out, title)
-    elif out.suffix == "":
+            save_png(scatter(x, None, out, a.text or f"{g.cfg.recipe}: {len(seeds)} samples"), out, many)
+    else:
         if x.dim() != 4:
             raise GankitError("a folder of PNGs needs an image model; use a .npy path for points")
         out.mkdir(parents=True, exist_ok=True)
-        for i in range(len(x)):
-            save_png(grid(x[i: i + 1], pad=0), out / f"{i:06d}.png", info | {"index": str(i)})
-    else:
-        raise GankitError(f"--out must end in .npy or .png, or be a folder; got {out}")
-    print(f"wrote {a.n} samples of shape {tuple(x.shape[1:])} to {out}")
+        for i, s in enumerate(seeds):  # named by seed: a repeated seed is the same image again
+            one = info | {"seed": str(s)}
+            if labels is not None and labels[i] is not None:
+                one["label"] = str(labels[i])
+            save_png(grid(x[i: i + 1], pad=0), out / f"{s:06d}.png", one)
+    shown = a.seeds if a.seeds is not None else f"{seeds[0]}-{seeds[-1]}"
+    print(f"wrote {len(seeds)} samples (seeds {shown}) of shape {tuple(x.shape[1:])} to {out}")
     return 0
 
 
@@ -267,6 +270,23 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    import json
+
+    from . import api
+
+    out = api.export(a.run, a.out, ema=not a.no_ema, format=a.format)
+    meta = json.loads((out / "config.json").read_text())
+    traced = meta.get("traced")
+    extra = (f", {traced['file']} ({traced['format']}, max abs diff {traced['check']['max_abs_diff']:.2g} "
+             "from the eager generator)") if traced else ""
+    print(f"exported the {'EMA' if meta['ema'] else 'raw'} generator of {a.run} (step {meta['step']}) to {out}: "
+          f"generator.safetensors, config.json, README.md{extra}")
+    print(f"try it: gankit sample {out} --seeds 0-15 --out grid.png" if not (meta["task"] or meta["captioned"])
+          else f"load it: gankit.load({str(out)!r})")
+    return 0
+
+
 def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
@@ -351,11 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(torchrun + DDP; train.batch is the global batch); several machines: see docs/distributed.md")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="draw samples from a trained run")
-    s.add_argument("run", help="run folder or checkpoint file")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder")
-    s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("sample", help="draw samples from a trained run or an export folder, one seed per image",
+                       description="Draw samples, one seed per image: image k of --seeds 0-63 is exactly what the "
+                       "studio shows for seed k and what gankit.load(RUN).sample_seeds([k]) gives. A conditional "
+                       "run draws class seed mod K unless --label is given. Each PNG carries its seed(s) in its "
+                       "text chunks (gankit:seed, or gankit:seeds in grid order).")
+    s.add_argument("run", help="run folder, checkpoint file or gankit export folder")
+    s.add_argument("--seeds", help="the seed of each image: ranges and lists, e.g. 0-63 or 0-3,10")
+    s.add_argument("--n", type=int, help="without --seeds: N images, seeds SEED..SEED+N-1 (default 64)")
+    s.add_argument("--out", required=True, help="PATH.npy (float32 N,C,H,W in [-1,1]), PATH.png (grid) or a folder "
+                   "(one PNG per seed, named by seed)")
+    s.add_argument("--seed", type=int, help="without --seeds: the first seed (default 0)")
     s.add_argument("--label", type=int, help="class to generate (conditional runs)")
     s.add_argument("--text", help='caption for a text-to-image model, e.g. "a thick slanted seven"')
     s.add_argument("--truncation", type=float, metavar="PSI", help="stylegan truncation: 1 = off, 0 = mean")
@@ -415,6 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=0, help="decoding processes (0 = by the number of images)")
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=cmd_prepare)
+
+    x = sub.add_parser("export", help="share a trained generator: safetensors weights, config.json and a model "
+                       "card (README.md) that the Hugging Face Hub reads",
+                       description="Write the generator of a run (no D, no optimisers) to a folder: "
+                       "generator.safetensors, config.json (the resolved config, data shape, model hash) and a "
+                       "README.md model card with YAML front matter and the scores of the run's eval.json (run "
+                       "gankit eval first to include them). gankit.load(DIR) and gankit sample DIR accept it.")
+    x.add_argument("run", help="run folder or checkpoint file")
+    x.add_argument("--out", required=True, help="a new or empty folder (or an earlier export, replaced)")
+    x.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
+    x.add_argument("--format", choices=["onnx", "torchscript"], help="also a traced z -> image generator "
+                   "(z, label for conditional runs), checked against the eager one; onnx needs "
+                   "pip install 'gankit[export]'")
+    x.set_defaults(func=cmd_export)
 
     from .cli_apps import add_parsers
 

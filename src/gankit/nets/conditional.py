@@ -60,7 +60,7 @@ class ConditionalBatchNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.y is None:
             raise RuntimeError("ConditionalBatchNorm called outside a ConditionalG forward")
-        shape = (len(x), -1) + (1,) * (x.dim() - 2)
+        shape = (x.shape[0], -1) + (1,) * (x.dim() - 2)  # x.shape, not len(x): a traced G keeps its batch free
         return self.bn(x) * self.gain(self.y).view(shape) + self.bias(self.y).view(shape)
 
 

@@ -106,7 +106,7 @@ class ProGenerator(_Growing):
 
     def forward(self, z: Tensor) -> Tensor:
         s, alpha = self._stage()
-        h = self.first(z).view(len(z), self.c0, self.s0, self.s0)
+        h = self.first(z).view(z.shape[0], self.c0, self.s0, self.s0)  # not len(z): a traced G keeps its batch free
         for i in range(s + 1):
             h = self.blocks[i](h)
         img = self.to_rgb[s](h)

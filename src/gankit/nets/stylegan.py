@@ -129,7 +129,8 @@ class StyleGenerator(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         ws = self.styles(z)
         # repeat, not expand: a view of a parameter made under no_grad would still claim requires_grad
-        x = self.first(self.const.repeat(len(z), 1, 1, 1), ws[:, 0])
+        # z.shape[0], not len(z): a traced G (gankit export --format) keeps its batch size free
+        x = self.first(self.const.repeat(z.shape[0], 1, 1, 1), ws[:, 0])
         img = self.rgb0(x, ws[:, 1])
         for i, ((up, conv), rgb) in enumerate(zip(self.blocks, self.rgbs, strict=True)):
             j = 2 + 3 * i

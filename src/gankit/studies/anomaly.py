@@ -101,7 +101,7 @@ def train_gan(method: str, c: int, s: Settings, seed: int, out: Path) -> Any:
             "train.log_every=0"]
     if method == "fanogan":
         sets.append(f"anomaly.gan_steps={s.steps}")
-    gankit.train(f"{method}_mnist", out=out, steps=steps, seed=seed, overrides=sets)
+    gankit.train(f"{method}_mnist", out=out, steps=steps, seed=seed, overrides=sets, progress=False)
     return Detector(out)
 
 

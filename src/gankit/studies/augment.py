@@ -69,7 +69,7 @@ def train_cgan(x: Tensor, y: Tensor, steps: int, seed: int, workdir: Path) -> An
     api.train("cdcgan_mnist", data=str(path), out=out, steps=steps, seed=seed,
               batch=min(64, len(x)),
               overrides=["train.tensorboard=false", "train.sample_every=0", "train.ckpt_every=0",
-                         "train.log_every=100", "train.precision=fp32"])
+                         "train.log_every=100", "train.precision=fp32"], progress=False)
     return api.load(out)
 
 

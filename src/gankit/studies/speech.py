@@ -73,7 +73,8 @@ def run(settings: Settings = REDUCED, save: Path | None = None, log: Callable[[s
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(settings.seeds):
             out = Path(tmp) / f"seed{seed}"
-            gankit.train("speech_digits", out=out, steps=settings.steps, seed=seed, overrides=overrides(settings))
+            gankit.train("speech_digits", out=out, steps=settings.steps, seed=seed, overrides=overrides(settings),
+                         progress=False)
             g = gankit.load(out)
             z = torch.randn(len(asked), g.z_dim, generator=torch.Generator().manual_seed(10_000 + seed))
             audio = griffin_lim(g.from_z(z, asked), settings.gl_iters, 10_000 + seed)

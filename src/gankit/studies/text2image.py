@@ -72,7 +72,7 @@ def run(settings: Settings = REDUCED, save: Path | None = None, log: Callable[[s
             for cond in settings.conditions:
                 out = Path(tmp) / f"{cond}-{seed}"
                 gankit.train("text2image_digits", out=out, steps=settings.steps, seed=seed,
-                             overrides=overrides(settings, cond))
+                             overrides=overrides(settings, cond), progress=False)
                 res = gankit.evaluate(out, seed=seed)
                 scores = {"class_accuracy": res["class_accuracy_mnistcnn"],
                           **{f"r_{a}": res[f"r_{a}"] for a in ATTRIBUTES}, "fid_mnistcnn": res["fid_mnistcnn"],

@@ -44,12 +44,28 @@ RESUMABLE = {"train.steps", "train.seconds", "train.log_every", "train.sample_ev
 
 
 class Callback:
-    """Hooks for progress display and notebooks; the library itself never prints."""
+    """Hooks a run calls (public as `gankit.Callback`): subclass it and override what you need.
+    The library itself never prints; `gankit.callbacks.Progress` is the progress bar. Under
+    torchrun only rank 0's callbacks are called. Raising in a hook stops the run (no checkpoint
+    is written for the unfinished steps)."""
 
-    def on_start(self, state: TrainState, info: dict[str, Any]) -> None: ...
-    def on_step(self, state: TrainState) -> None: ...
-    def on_log(self, row: dict[str, Any]) -> None: ...
-    def on_end(self, result: RunResult) -> None: ...
+    def on_start(self, state: TrainState, info: dict[str, Any]) -> None:
+        """Before the first step. `state`: the TrainState (`state.step` is 0, or the checkpoint's
+        step on resume; `state.cfg` the resolved Config; `state.g`, `state.d` the nets). `info`:
+        the log's start row (event "start" or "resume", recipe, data, shape, threads, precision, ...)."""
+
+    def on_step(self, state: TrainState) -> None:
+        """After each training update; `state.step` counts updates done. Called every step: keep it
+        cheap (no host sync on a GPU)."""
+
+    def on_log(self, row: dict[str, Any]) -> None:
+        """Every `train.log_every` steps: the row written to log.jsonl (step, d_loss, g_loss, the
+        family's stats, lr_g, lr_d, images_per_s, elapsed_s, diversity, and "warning" when the
+        collapse check fired)."""
+
+    def on_end(self, result: RunResult) -> None:
+        """After the last checkpoint: where the run lives, its last step, status (done |
+        time_limit | interrupted), training seconds and images/s. Not called when the run failed."""
 
 
 @dataclass
@@ -247,6 +263,8 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
     # a resumed run writes its steps after the checkpoint again: TensorBoard drops its old ones
     runlog = RunLog(out, t.tensorboard, purge_step=state.step + 1 if event == "resume" else None) \
         if world.main else _NoLog()
+    if world.main:  # the config as TensorBoard hyper-parameters (written at the end, with the last scores)
+        runlog.hparams(cfg.to_dict(run_keys(cfg)))
     x = precision.to_layout(data.x.to(state.device), t.channels_last)  # the in-memory data lives on the device
     if isinstance(x, Streamed):  # a prepared memory-mapped set: worker processes read the next batches
         x.stream(_upcoming(state), workers=t.workers)
@@ -301,7 +319,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
                     for cb in callbacks:
                         cb.on_log(row)
                 if world.main and t.sample_every and state.step % t.sample_every == 0:
-                    _sample_grid(state, data, fixed_z, out)
+                    _sample_grid(state, data, fixed_z, out, runlog)
                 if world.main and t.eval_every and state.step % t.eval_every == 0:
                     periodic_eval(state, data, out, runlog)
                 if t.ckpt_every and state.step % t.ckpt_every == 0:
@@ -327,7 +345,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
         result = RunResult(out, state.step, status, elapsed, steps_done * t.batch / elapsed if elapsed else 0.0)
         if world.main and t.sample_every and (not list((out / "samples").glob("step-*.png"))
                                               or state.step % t.sample_every):
-            _sample_grid(state, data, fixed_z, out)
+            _sample_grid(state, data, fixed_z, out, runlog)
         if world.main:
             _finish(out)
         end = {"event": "end", "step": state.step, "status": status, "seconds": round(elapsed, 2),
@@ -410,22 +428,19 @@ def _log_row(state: TrainState, res: StepOutput, ips: float, elapsed: float,
     return row
 
 
-def _sample_grid(state: TrainState, data: Dataset, fixed_z: torch.Tensor, out: Path) -> None:
+def _sample_grid(state: TrainState, data: Dataset, fixed_z: torch.Tensor, out: Path, runlog: RunLog) -> None:
+    path = out / "samples" / f"step-{state.step:07d}.png"
     img = state.family.preview(state, data, fixed_z)
     if img is not None:  # the family's own grid (image-to-image: inputs, outputs, targets)
-        save_png(img, out / "samples" / f"step-{state.step:07d}.png",
-                 {"model_hash": model_hash(state.cfg, state.shape), "step": str(state.step)})
-        return
-    if data.is_image:
+        save_png(img, path, {"model_hash": model_hash(state.cfg, state.shape), "step": str(state.step)})
+    elif data.is_image:
         x = state.generate(fixed_z)
-    else:  # a scatter plot needs more points than a grid has images
-        x = state.generate(torch.randn(1000, state.cfg.model.z_dim, generator=torch.Generator().manual_seed(7)))
-    path = out / "samples" / f"step-{state.step:07d}.png"
-    if data.is_image:
         save_png(grid(x), path, {"model_hash": model_hash(state.cfg, state.shape), "step": str(state.step),
                                  "seed": str(state.cfg.train.seed + 2), "ema": str(state.g_ema is not None)})
-    else:
+    else:  # a scatter plot needs more points than a grid has images
+        x = state.generate(torch.randn(1000, state.cfg.model.z_dim, generator=torch.Generator().manual_seed(7)))
         scatter(x, data.x[:2000], path, f"step {state.step}")
+    runlog.image("samples", path, state.step)
 
 
 def _checkpoint(state: TrainState, out: Path, runlog: RunLog) -> None:
