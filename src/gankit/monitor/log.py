@@ -20,6 +20,10 @@ _NOT_SCALARS = {"step", "event", "steps"}
 def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)  # JSON has no NaN; keep the fact visible as a string
+    if isinstance(v, dict):  # eval rows nest their results (a toy run's reverse_kl may be inf)
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
     return v
 
 
@@ -54,7 +58,7 @@ class RunLog:
                             "train.tensorboard=false", e, out / "tb")
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+        self._f.write(json.dumps(_clean(row), allow_nan=False) + "\n")
         if self._tb is None or "step" not in row:
             return
         event = row.get("event")
