@@ -6,6 +6,7 @@ import io
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import tiny_config
@@ -80,6 +81,47 @@ def test_runs_gallery_and_provenance(client):
     a, b = (client.get(f"/api/runs/alpha/sample.png?seed={s}").content for s in (3, 3))
     assert a == b and a != client.get("/api/runs/alpha/sample.png?seed=4").content
     assert _png(client.get("/api/runs/cond/sample.png?seed=0&label=7")).text["gankit:label"] == "7"
+
+
+def _cli_has_seeds() -> bool:
+    from gankit import cli
+
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "cmd").choices["sample"]
+    return any("--seeds" in a.option_strings for a in sub._actions)
+
+
+def test_seed_n_is_the_cli_seed_n(client, runs, tmp_path):
+    """The studio's seed N is Generator.sample(1, seed=N) (with a conditional run's class N mod K),
+    which `gankit sample RUN --seeds N` draws; its PNG and sample.json carry the seed and that command."""
+    import shlex
+
+    import numpy as np
+
+    from gankit import api, cli
+    from gankit.monitor.images import grid
+
+    for name, seed, query in (("alpha", 11, ""), ("cond", 13, ""), ("cond", 13, "&label=4")):
+        im = _png(client.get(f"/api/runs/{name}/sample.png?seed={seed}{query}"))
+        info = client.get(f"/api/runs/{name}/sample.json?seed={seed}{query}").json()
+        g = api.load(runs / name)
+        label = (4 if query else seed % 10) if name == "cond" else None
+        assert info["label"] == label and info["seed"] == seed
+        want = f"gankit sample {name} --seeds {seed}" + (f" --label {label}" if label is not None else "")
+        assert info["command"] == im.text["gankit:command"] == f"{want} --out seed-{seed}.png"
+        assert im.text["gankit:seed"] == str(seed)
+        x = g.sample(1, seed=seed, label=label)
+        assert im.tobytes() == grid(x, nrow=1, pad=0, scale=4).tobytes()
+        if _cli_has_seeds():  # the command as shown, into an array, gives the same image
+            args = shlex.split(info["command"])[1:]  # sample RUN --seeds N ... --out seed-N.png
+            args[1], args[-1] = str(runs / name), str(tmp_path / f"{name}-{seed}.npy")
+            assert cli.main(args) == 0
+            assert np.array_equal(np.load(args[-1]), x.numpy())
+    assert client.get("/api/runs/cond/sample.json?seed=1&label=10").status_code == 400
+    # a run served by a relative path is named by it in commands; an absolute one by its folder
+    from gankit.studio.app import _cli_name
+
+    assert _cli_name(Path("runs/demo"), "demo") == "runs/demo"
+    assert _cli_name(Path("/home/someone/runs/demo"), "demo") == _cli_name(Path("../demo"), "demo") == "demo"
 
 
 def test_interpolation_ends_are_the_seeds_images(client):
