@@ -142,8 +142,30 @@ def test_monitor_and_compare(client):
     assert log["grids"] == ["step-0000002.png", "step-0000004.png"]
     assert _png(client.get(f"/api/runs/alpha/grids/{log['grids'][0]}"))
     assert client.get("/api/runs/alpha/log?after=2").json()["rows"][0]["step"] == 4
+    # every number a log row holds, none of its text or flags
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "lr_g", "lr_d", "images_per_s",
+            "elapsed_s", "diversity"} <= set(log["rows"][0]) and "collapsed" not in log["rows"][0]
     cmp = client.get("/api/compare").json()
     assert "fid_mnistcnn_5k" in cmp["metrics"] and cmp["runs"]["beta"] == {}
+
+
+def test_monitor_log_has_evaluations_warnings_and_no_bare_nan(runs, tmp_path):
+    """Periodic evaluations come whole (one may follow its step's log row), warnings with their step,
+    inf and NaN as null (JSON has no NaN), a line being written is skipped."""
+    import shutil
+
+    run = tmp_path / "alpha"
+    shutil.copytree(runs / "alpha", run)
+    with open(run / "log.jsonl", "a") as f:
+        f.write('{"event": "log", "step": 6, "d_loss": Infinity, "g_loss": NaN, "collapsed": true, '
+                '"warning": "mode collapse?"}\n')
+        f.write('{"event": "eval", "step": 4, "fid_mnistcnn_2k": 91.5, "best_metric": "fid", "improved": true}\n')
+        f.write('{"event": "log", "step": 8, "d_lo')
+    with TestClient(create_app([run], tmp_path / "s.sqlite"), base_url=LOCAL) as c:
+        log = c.get("/api/runs/alpha/log?after=4").json()
+    assert log["rows"] == [{"step": 6, "d_loss": None, "g_loss": None}]
+    assert log["evals"] == [{"step": 4, "fid_mnistcnn_2k": 91.5}]
+    assert log["warnings"] == [{"step": 6, "message": "mode collapse?"}]
 
 
 def test_turing_votes_counted_once_and_scored(client):

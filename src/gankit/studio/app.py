@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import secrets
 import shlex
@@ -275,6 +276,12 @@ def _command(r: Run, seed: int, label: int | None, text: str | None, truncation:
     if truncation is not None:
         args += ["--truncation", f"{truncation:g}"]
     return shlex.join([*args, "--out", f"seed-{seed}.png"])
+
+
+def _scalars(row: dict[str, Any]) -> dict[str, float | None]:
+    """A log row's numbers (booleans and text left out); inf and NaN become None, which JSON has."""
+    return {k: (v if math.isfinite(v) else None) for k, v in row.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _label(g: api.Generator, seed: int, label: int | None) -> int | None:

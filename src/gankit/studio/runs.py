@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
 from ..monitor.images import grid
-from .app import ANOMALY, MAX_N, Studio, _command, _eval, _family, _label, _png, _score_histogram
+from .app import ANOMALY, MAX_N, Studio, _command, _eval, _family, _label, _png, _scalars, _score_histogram
 from .guard import attachment
 
 
@@ -129,8 +129,11 @@ def router(ctx: Studio) -> APIRouter:
 
     @r.get("/api/runs/{name}/log")
     def run_log(name: str, after: int = Query(-1, ge=-1)) -> dict[str, Any]:
+        """The training monitor's data: every number of every log row after step `after` (losses,
+        D's outputs, gradient norms, learning rates, speed, diversity, whatever a family logs), and
+        all of the run's periodic evaluations, warnings and sample grids."""
         r = ctx.run_of(name)
-        rows, info = [], {}
+        rows, evals, warnings, info = [], [], [], {}
         log_path = r.path / "log.jsonl"
         if log_path.exists():
             for line in log_path.read_text().splitlines():
@@ -138,13 +141,24 @@ def router(ctx: Studio) -> APIRouter:
                     row = json.loads(line)
                 except ValueError:  # a line being written right now
                     continue
-                if row.get("event") == "log" and row["step"] > after:
-                    rows.append({k: row.get(k) for k in ("step", "d_loss", "g_loss", "images_per_s", "diversity",
-                                                          "d_real", "d_fake")})
-                elif row.get("event") in ("start", "resume"):
+                if not isinstance(row, dict):
+                    continue
+                event, step = row.get("event"), row.get("step", -1)
+                if event in ("start", "resume"):
                     info = {k: row.get(k) for k in ("recipe", "steps", "precision", "device", "processes")}
+                elif event == "end":
+                    info["status"] = row.get("status")
+                if not isinstance(step, int):
+                    continue
+                if event == "log" and step > after:
+                    rows.append(_scalars(row))
+                elif event == "eval":  # a few rows, each sent every time: one may follow its step's log row
+                    evals.append(_scalars(row))
+                if row.get("warning") or event == "diverged":
+                    warnings.append({"step": step, "message": str(row.get("warning") or row.get("message"))})
         grids = sorted(p.name for p in (r.path / "samples").glob("step-*.png"))
-        return {"run": name, "rows": rows, "info": info, "grids": grids, "eval": _eval(r.path)}
+        return {"run": name, "rows": rows, "evals": evals, "warnings": warnings, "info": info, "grids": grids,
+                "eval": _eval(r.path)}
 
     @r.get("/api/runs/{name}/grids/{fname}")
     def grid_file(name: str, fname: str) -> FileResponse:
