@@ -6,7 +6,7 @@ and the load test: 20 concurrent raters, each with its own token, 2000 votes, ex
 Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir). The pictures in docs/img
 (studio_<tab>.png) are the tour's, of runs trained for real rather than for 4 steps:
 
-    GANKIT_SCREENSHOTS=docs/img GANKIT_STUDIO_TOUR_STEPS=1500 pytest tests/test_studio_browser.py -k tour
+    GANKIT_SCREENSHOTS=docs/img GANKIT_STUDIO_TOUR_STEPS=2000 pytest tests/test_studio_browser.py -k tour
 """
 
 import http.client
@@ -88,8 +88,9 @@ def tour(tmp_path_factory):
     N steps each, then scored by gankit eval (the screenshots in docs/img)."""
     root = tmp_path_factory.mktemp("studio-tour")
     for name, recipe in (("cdcgan", "cdcgan_mnist"), ("dcgan", "dcgan_mnist_fast")):
-        if TOUR_STEPS:
-            cfg = make_config(recipe, overrides=["train.precision=fp32", "train.tensorboard=false"], steps=TOUR_STEPS)
+        if TOUR_STEPS:  # one thread: as fast for these small nets, and it survives a busy machine
+            cfg = make_config(recipe, overrides=["train.precision=fp32", "train.tensorboard=false", "train.threads=1"],
+                              steps=TOUR_STEPS)
         else:
             cfg = tiny_config(recipe, "train.precision=fp32", "train.sample_every=2", steps=4)
         fit(cfg, root / name)
@@ -168,13 +169,13 @@ def _pose(page, tab):
         page.wait_for_selector(".tip:not([hidden])")
     elif tab == "turing":
         page.click("#t-fake")
-        page.wait_for_function("() => document.getElementById('t-score').textContent !== ''")
-        _shown(page, "turing")
+        page.wait_for_selector("#t-results tr:nth-child(2) td:nth-child(2)")  # a run's row
+        page.wait_for_selector("#t-real:not([disabled])")  # the next image is in
     elif tab == "preference":
         page.click("#p-a")
-        page.wait_for_function("() => document.getElementById('p-count').textContent !== ''")
         page.wait_for_selector("#p-results tr:nth-child(3)")
-        _shown(page, "preference")
+        page.wait_for_selector("#p-a:not([disabled])")
+    page.wait_for_function(IMAGES_DONE)
 
 
 def test_tour_tabs_follow_back_forward_and_reload(tour, page):

@@ -54,7 +54,7 @@ async function answerTuring(answer) {
   setAnswerable(["t-real", "t-fake"], false);
   const r = await post("/api/votes", {token: item.token, answer, ms: Math.round(performance.now() - turingShown)});
   turingAnswered += 1;
-  $("t-feedback").textContent = `It was ${r.was}.`;
+  $("t-feedback").textContent = `It was ${r.was === "fake" ? "generated" : "real"}.`;
   $("t-score").textContent = `${turingAnswered} answered`;
   await SHOW.turing();
 }
