@@ -6,6 +6,7 @@ import io
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import tiny_config
@@ -82,6 +83,47 @@ def test_runs_gallery_and_provenance(client):
     assert _png(client.get("/api/runs/cond/sample.png?seed=0&label=7")).text["gankit:label"] == "7"
 
 
+def _cli_has_seeds() -> bool:
+    from gankit import cli
+
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "cmd").choices["sample"]
+    return any("--seeds" in a.option_strings for a in sub._actions)
+
+
+def test_seed_n_is_the_cli_seed_n(client, runs, tmp_path):
+    """The studio's seed N is Generator.sample(1, seed=N) (with a conditional run's class N mod K),
+    which `gankit sample RUN --seeds N` draws; its PNG and sample.json carry the seed and that command."""
+    import shlex
+
+    import numpy as np
+
+    from gankit import api, cli
+    from gankit.monitor.images import grid
+
+    for name, seed, query in (("alpha", 11, ""), ("cond", 13, ""), ("cond", 13, "&label=4")):
+        im = _png(client.get(f"/api/runs/{name}/sample.png?seed={seed}{query}"))
+        info = client.get(f"/api/runs/{name}/sample.json?seed={seed}{query}").json()
+        g = api.load(runs / name)
+        label = (4 if query else seed % 10) if name == "cond" else None
+        assert info["label"] == label and info["seed"] == seed
+        want = f"gankit sample {name} --seeds {seed}" + (f" --label {label}" if label is not None else "")
+        assert info["command"] == im.text["gankit:command"] == f"{want} --out seed-{seed}.png"
+        assert im.text["gankit:seed"] == str(seed)
+        x = g.sample(1, seed=seed, label=label)
+        assert im.tobytes() == grid(x, nrow=1, pad=0, scale=4).tobytes()
+        if _cli_has_seeds():  # the command as shown, into an array, gives the same image
+            args = shlex.split(info["command"])[1:]  # sample RUN --seeds N ... --out seed-N.png
+            args[1], args[-1] = str(runs / name), str(tmp_path / f"{name}-{seed}.npy")
+            assert cli.main(args) == 0
+            assert np.array_equal(np.load(args[-1]), x.numpy())
+    assert client.get("/api/runs/cond/sample.json?seed=1&label=10").status_code == 400
+    # a run served by a relative path is named by it in commands; an absolute one by its folder
+    from gankit.studio.app import _cli_name
+
+    assert _cli_name(Path("runs/demo"), "demo") == "runs/demo"
+    assert _cli_name(Path("/home/someone/runs/demo"), "demo") == _cli_name(Path("../demo"), "demo") == "demo"
+
+
 def test_interpolation_ends_are_the_seeds_images(client):
     def pixels(url):
         return _png(client.get(url)).tobytes()
@@ -100,8 +142,30 @@ def test_monitor_and_compare(client):
     assert log["grids"] == ["step-0000002.png", "step-0000004.png"]
     assert _png(client.get(f"/api/runs/alpha/grids/{log['grids'][0]}"))
     assert client.get("/api/runs/alpha/log?after=2").json()["rows"][0]["step"] == 4
+    # every number a log row holds, none of its text or flags
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "lr_g", "lr_d", "images_per_s",
+            "elapsed_s", "diversity"} <= set(log["rows"][0]) and "collapsed" not in log["rows"][0]
     cmp = client.get("/api/compare").json()
     assert "fid_mnistcnn_5k" in cmp["metrics"] and cmp["runs"]["beta"] == {}
+
+
+def test_monitor_log_has_evaluations_warnings_and_no_bare_nan(runs, tmp_path):
+    """Periodic evaluations come whole (one may follow its step's log row), warnings with their step,
+    inf and NaN as null (JSON has no NaN), a line being written is skipped."""
+    import shutil
+
+    run = tmp_path / "alpha"
+    shutil.copytree(runs / "alpha", run)
+    with open(run / "log.jsonl", "a") as f:
+        f.write('{"event": "log", "step": 6, "d_loss": Infinity, "g_loss": NaN, "collapsed": true, '
+                '"warning": "mode collapse?"}\n')
+        f.write('{"event": "eval", "step": 4, "fid_mnistcnn_2k": 91.5, "best_metric": "fid", "improved": true}\n')
+        f.write('{"event": "log", "step": 8, "d_lo')
+    with TestClient(create_app([run], tmp_path / "s.sqlite"), base_url=LOCAL) as c:
+        log = c.get("/api/runs/alpha/log?after=4").json()
+    assert log["rows"] == [{"step": 6, "d_loss": None, "g_loss": None}]
+    assert log["evals"] == [{"step": 4, "fid_mnistcnn_2k": 91.5}]
+    assert log["warnings"] == [{"step": 6, "message": "mode collapse?"}]
 
 
 def test_turing_votes_counted_once_and_scored(client):

@@ -1,10 +1,17 @@
 """The studio in a real browser: headless Debian Chromium (/usr/bin/chromium) driven by Playwright
 for Python, against `gankit serve`'s app on loopback, with a run whose folder and recipe names are
-script injections. Also the load test: 20 concurrent raters, each with its own token, 2000 votes,
-exactly 2000 rows. Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir)."""
+script injections. Also a new user's tour (every tab by its address, with two runs and with one),
+and the load test: 20 concurrent raters, each with its own token, 2000 votes, exactly 2000 rows.
+
+Screenshots go to $GANKIT_SCREENSHOTS (default: the test's tmp dir). The pictures in docs/img
+(studio_<tab>.png) are the tour's, of runs trained for real rather than for 4 steps:
+
+    GANKIT_SCREENSHOTS=docs/img GANKIT_STUDIO_TOUR_STEPS=2000 pytest tests/test_studio_browser.py -k tour
+"""
 
 import http.client
 import http.cookiejar
+import io
 import json
 import os
 import socket
@@ -22,12 +29,36 @@ from conftest import tiny_config
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
+from PIL import Image  # noqa: E402
+
+from gankit import cli  # noqa: E402
+from gankit.api import make_config  # noqa: E402
 from gankit.studio.app import create_app  # noqa: E402
 from gankit.training.loop import fit  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 XSS_IMG = "<img src=x onerror=alert(1)>"  # also a run folder's name (it has no slash)
 XSS_SCRIPT = '"><script>alert(1)</script>'
+
+
+def _serve(app):
+    """Serve `app` on a free loopback port in a thread; returns (url, stop)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+
+    def stop():
+        srv.should_exit = True
+        t.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}", stop
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +70,185 @@ def server(tmp_path_factory):
     hostile = tiny_config("dcgan_mnist_fast", *sets, "train.seed=2", steps=2)
     hostile.recipe = XSS_SCRIPT  # the recipe name a checkpoint carries is shown in every run list
     fit(hostile, root / XSS_IMG)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     db = root / "studio.sqlite"
     app = create_app([root / "alpha", root / "beta", root / XSS_IMG], db)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "db": db, "root": root, "owner": app.state.owner_token, "port": port}
-    srv.should_exit = True
-    t.join(timeout=10)
+    url, stop = _serve(app)
+    yield {"url": url, "db": db, "root": root, "owner": app.state.owner_token, "port": int(url.rsplit(":", 1)[1])}
+    stop()
+
+
+TOUR_STEPS = int(os.environ.get("GANKIT_STUDIO_TOUR_STEPS", "0"))
+TABS = ["gallery", "explore", "monitor", "compare", "turing", "preference", "studies"]
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory):
+    """A conditional and an unconditional DCGAN, served together ("several") and the second alone
+    ("one"). Tiny nets trained 4 steps; with GANKIT_STUDIO_TOUR_STEPS=N, the recipes as they are,
+    N steps each, then scored by gankit eval (the screenshots in docs/img)."""
+    root = tmp_path_factory.mktemp("studio-tour")
+    for name, recipe in (("cdcgan", "cdcgan_mnist"), ("dcgan", "dcgan_mnist_fast")):
+        if TOUR_STEPS:  # one thread: as fast for these small nets, and it survives a busy machine
+            cfg = make_config(recipe, overrides=["train.precision=fp32", "train.tensorboard=false", "train.threads=1"],
+                              steps=TOUR_STEPS)
+        else:
+            cfg = tiny_config(recipe, "train.precision=fp32", "train.sample_every=2", steps=4)
+        fit(cfg, root / name)
+        if TOUR_STEPS:
+            assert cli.main(["eval", str(root / name)]) == 0
+    several = create_app([root / "cdcgan", root / "dcgan"], root / "studio.sqlite")
+    one = create_app([root / "dcgan"], root / "one.sqlite")
+    (url, stop), (url1, stop1) = _serve(several), _serve(one)
+    yield {"several": url, "one": url1, "owner": several.state.owner_token}
+    stop()
+    stop1()
+
+
+# What a first look must not show, in the open tab: an element shown although `hidden` (a CSS
+# display rule beating the attribute), an image without a source or that failed, blank or
+# placeholder text ("Run , latent seed"), a JSON-quoted message.
+AUDIT = """() => {
+  const bad = [];
+  const shown = (e) => e.getClientRects().length > 0;
+  for (const e of document.querySelectorAll("[hidden]"))
+    if (getComputedStyle(e).display !== "none") bad.push(`shown although hidden: ${e.id || e.tagName}`);
+  for (const i of document.querySelectorAll("img"))
+    if (shown(i) && !(i.getAttribute("src") && i.complete && i.naturalWidth > 0))
+      bad.push(`broken image: ${i.id || i.alt}`);
+  const text = document.querySelector(".tab.on").innerText;
+  for (const s of ["undefined", "null", "NaN", "[object", "Run ,", "seed ,", '{"', '"detail', 'Error:'])
+    if (text.includes(s)) bad.push(`text: ${s}`);
+  return bad;
+}"""
+IMAGES_DONE = "() => Array.from(document.querySelectorAll('img')).every(i => i.complete)"
+
+
+def _shown(page, tab):
+    page.wait_for_function("(t) => document.body.dataset.shown === t", arg=tab)
+    page.wait_for_function(IMAGES_DONE)
+
+
+def test_tour_every_tab_by_its_address_with_two_runs_and_with_one(tour, page, tmp_path):
+    """Each tab opened by its address (#gallery ... #studies) on a fresh load: no broken image, no
+    panel shown though hidden, no blank or JSON-quoted text; with one run, the preference tab says
+    it needs two. Saves studio_<tab>.png (1280x800) of the two-run studio, and the one-run preference tab."""
+    shots = _shots(tmp_path)
+    failed = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(tour["several"] + "/#owner=" + tour["owner"])  # the owner link: read, then replaced
+    _shown(page, "gallery")
+    assert page.url.endswith("/#gallery/cdcgan")
+    for label in ("one", "several"):
+        for tab in TABS:
+            page.goto(f"{tour[label]}/#{tab}")
+            _shown(page, tab)
+            assert page.evaluate(AUDIT) == [], (label, tab)
+            assert page.url.split("#")[1].split("/")[0] == tab
+            assert page.locator("#tabs button.on").get_attribute("data-tab") == tab
+            if label == "one" and tab == "preference":
+                msg = page.locator("#preference-msg").inner_text()
+                assert "two runs" in msg and "gankit serve" in msg and page.locator("#p-view").is_hidden()
+                page.screenshot(path=str(shots / "studio_preference_one_run.png"))
+            if label == "several":
+                _pose(page, tab)
+                page.screenshot(path=str(shots / f"studio_{tab}.png"))
+    assert all(u.endswith("/favicon.ico") for u in failed), failed
+
+
+def _pose(page, tab):
+    """What a screenshot of the tab shows beyond its first look: a selected sample, a hovered chart,
+    an answer given."""
+    if tab == "gallery":
+        page.locator("#g-grid .tile").nth(7).click()
+        page.wait_for_selector("#g-detail:not([hidden])")
+        _shown(page, "gallery")
+    elif tab == "monitor":
+        box = page.locator("canvas.chart").first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+        page.wait_for_selector(".tip:not([hidden])")
+    elif tab == "turing":
+        page.click("#t-fake")
+        page.wait_for_selector("#t-results tr:nth-child(2) td:nth-child(2)")  # a run's row
+        page.wait_for_selector("#t-real:not([disabled])")  # the next image is in
+    elif tab == "preference":
+        page.click("#p-a")
+        page.wait_for_selector("#p-results tr:nth-child(3)")
+        page.wait_for_selector("#p-a:not([disabled])")
+    page.wait_for_function(IMAGES_DONE)
+
+
+def test_tour_tabs_follow_back_forward_and_reload(tour, page):
+    url = tour["several"]
+    page.goto(url + "/#monitor/dcgan")
+    _shown(page, "monitor")
+    assert page.locator("#m-run").input_value() == "dcgan"
+    page.click("button[data-tab='gallery']")
+    _shown(page, "gallery")
+    assert page.url.endswith("#gallery/cdcgan")
+    page.click("button[data-tab='compare']")
+    _shown(page, "compare")
+    page.go_back()
+    _shown(page, "gallery")
+    page.go_back()
+    _shown(page, "monitor")
+    assert page.url.endswith("#monitor/dcgan") and page.locator("#monitor").is_visible()
+    page.go_forward()
+    _shown(page, "gallery")
+    page.click("button[data-tab='monitor']")
+    page.select_option("#m-run", "cdcgan")  # the run chosen is part of the address
+    page.wait_for_function("() => location.hash === '#monitor/cdcgan'")
+    page.reload()
+    _shown(page, "monitor")
+    assert page.locator("#m-run").input_value() == "cdcgan"
+    for odd in ("#no-such-tab", "#constructor", "#monitor/%E0%A4%A", "#monitor/no-such-run"):
+        page.goto(url + "/" + odd)
+        _shown(page, "monitor" if odd.startswith("#monitor") else "gallery")
+        assert page.url.endswith("#monitor/cdcgan" if odd.startswith("#monitor") else "#gallery/cdcgan")
+
+
+def test_tour_monitor_charts_every_logged_number(tour, page):
+    """One chart per logged number (d and g, real and fake share one), smoothing, values on hover."""
+    with urllib.request.urlopen(tour["several"] + "/api/runs/dcgan/log", timeout=60) as r:
+        rows = json.loads(r.read())["rows"]
+    logged = {k for row in rows for k in row} - {"step"}
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "lr_g", "images_per_s", "diversity"} <= logged
+    page.goto(tour["several"] + "/#monitor/dcgan")
+    _shown(page, "monitor")
+    charted = page.evaluate("() => Array.from(document.querySelectorAll('canvas.chart')).map(c => c.dataset.keys)")
+    assert {k for keys in charted for k in keys.split()} == logged
+    assert "d_loss g_loss" in charted and "d_real d_fake" in charted
+    canvas = page.locator("canvas.chart").first
+    box = canvas.bounding_box()
+    for smoothing, said in (("0", False), ("0.9", True)):
+        page.locator("#m-smooth").fill(smoothing)
+        page.mouse.move(box["x"] + box["width"] - 12, box["y"] + box["height"] / 2)
+        tip = page.locator(".tip:not([hidden])").first
+        tip.wait_for()
+        text = tip.inner_text()
+        assert f"step {rows[-1]['step']}" in text and "d_loss: " in text and "g_loss: " in text
+        assert ("smoothed" in text) == said
+        page.mouse.move(0, 0)
+
+
+def test_tour_gallery_names_each_seed_and_its_command(tour, page):
+    """Each image is captioned by its seed; a selected one shows the gankit sample command that
+    draws it (a conditional run's class spelled out) and downloads with both in its metadata."""
+    page.goto(tour["several"] + "/#gallery/cdcgan")
+    _shown(page, "gallery")
+    assert page.locator("#g-grid figcaption").nth(5).inner_text() == "seed 5"
+    for label, want in (("", "5"), ("3", "3")):
+        if label:
+            page.select_option("#g-label", label)
+            _shown(page, "gallery")
+        page.locator("#g-grid .tile").nth(5).click()
+        command = f"gankit sample cdcgan --seeds 5 --label {want} --out seed-5.png"
+        page.wait_for_function("(c) => document.getElementById('g-d-command').textContent === c", arg=command)
+        assert page.locator("#g-d-seed").inner_text() == "5"
+        href = page.locator("#g-d-download").get_attribute("href")
+        with urllib.request.urlopen(tour["several"] + href, timeout=60) as r:
+            meta = Image.open(io.BytesIO(r.read())).text
+        assert meta["gankit:seed"] == "5" and meta["gankit:label"] == want and meta["gankit:command"] == command
 
 
 def _rows(db, sql):
@@ -102,7 +297,7 @@ def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_pa
     _loaded(page, "#g-grid img")
     assert page.locator("#g-grid img").count() == 32
     page.locator("#g-grid img").nth(5).click()
-    assert page.locator("#g-d-seed").inner_text() == "5"
+    page.wait_for_function("() => document.getElementById('g-d-seed').textContent === '5'")
     page.screenshot(path=str(shots / "studio-gallery.png"), full_page=True)
 
     # latent explorer: moving the slider changes the interpolated image
@@ -130,12 +325,13 @@ def test_gallery_explorer_turing_and_preference_in_chromium(server, page, tmp_pa
                                "WHERE items.kind = 'turing'") == 10
 
     # pairwise preference: 5 votes
-    page.click("button[data-tab='pair']")
+    page.click("button[data-tab='preference']")
     for i in range(5):
         _loaded(page, "#p-img-a")
         _loaded(page, "#p-img-b")
         page.click("#p-a" if i % 2 else "#p-b")
-        page.wait_for_function("(s) => document.getElementById('p-count').textContent === s", arg=f"{i + 1} votes")
+        page.wait_for_function("(s) => document.getElementById('p-count').textContent === s",
+                               arg=f"{i + 1} vote{'s' if i else ''}")
     page.wait_for_selector("#p-results tr:nth-child(3)")
     page.screenshot(path=str(shots / "studio-preference.png"), full_page=True)
     assert _rows(server["db"], "SELECT COUNT(*) FROM votes JOIN items ON items.id = votes.item_id "
@@ -194,6 +390,7 @@ def test_hostile_names_are_text_in_every_tab(server, page, tmp_path):
     page.select_option("#g-run", XSS_IMG)
     _loaded(page, "#g-grid img")
     page.locator("#g-grid img").first.click()
+    page.wait_for_selector("#g-detail:not([hidden])")
     assert page.locator("#g-d-run").inner_text() == XSS_IMG
     assert XSS_SCRIPT in page.locator("#g-run").inner_text()  # the recipe, in every run list
     page.click("#g-d-explore")
@@ -203,13 +400,13 @@ def test_hostile_names_are_text_in_every_tab(server, page, tmp_path):
     page.wait_for_function("(s) => document.getElementById('m-info').textContent.includes(s)", arg=XSS_SCRIPT)
     _loaded(page, "#m-grid")
     page.click("button[data-tab='compare']")
-    page.wait_for_function("(s) => document.getElementById('c-table').textContent.includes(s)", arg=XSS_SCRIPT)
+    page.wait_for_function("(s) => document.getElementById('c-runs').textContent.includes(s)", arg=XSS_SCRIPT)
     assert XSS_IMG in page.locator("#c-table").inner_text()
     page.click("button[data-tab='turing']")
     _loaded(page, "#t-img")
     page.click("#t-fake")
     page.wait_for_selector("#t-results tr:nth-child(2)")
-    page.click("button[data-tab='pair']")
+    page.click("button[data-tab='preference']")
     _loaded(page, "#p-img-a")
     page.click("button[data-tab='studies']")
     page.wait_for_function("(s) => document.getElementById('s-list').textContent.includes(s)", arg=XSS_SCRIPT)
@@ -225,7 +422,8 @@ def test_hostile_names_are_text_in_every_tab(server, page, tmp_path):
     page.screenshot(path=str(_shots(tmp_path) / "studio-hostile-names.png"), full_page=True)
 
     assert not dialogs, dialogs
-    assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"], [onerror], [onload], script').length") == 1
+    assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"], [onerror], [onload], "
+                         "script:not([src^=\"/static/\"])').length") == 0
     assert [c for c in console if not c.startswith("Failed to load resource")] == [], console
     assert all(u.endswith("/favicon.ico") for u in failed), failed
     # and script put into the page anyway would not run: the policy refuses inline script

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import secrets
+import shlex
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ StudyId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 class Run:
     name: str
     path: Path
+    cli: str = ""  # how a command line names this run (see _cli_name)
     _g: Any = None
     _mtime: float = -1.0
     _real: Any = None
@@ -113,7 +116,7 @@ class Studio:
             name, k = p.resolve().name, 2
             while name in self.runs:  # two runs with the same folder name: a, a-2
                 name, k = f"{p.resolve().name}-{k}", k + 1
-            self.runs[name] = Run(name, p)
+            self.runs[name] = Run(name, p, _cli_name(p, name))
         self.store = Store(db_path)
         self.access = Access(self.store, owner_token)
         self.lock = threading.Lock()
@@ -251,6 +254,34 @@ def _score_histogram(run: Path) -> bytes:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _cli_name(p: Path, name: str) -> str:
+    """How the page's commands name a run: the path as typed on gankit serve's command line when it
+    is relative and stays below the folder serve started in (the owner typed it; it tells a visitor
+    no more than folder names), else the run's short name (an absolute path would show every
+    visitor the owner's home folder)."""
+    return str(p) if not p.is_absolute() and ".." not in p.parts else name
+
+
+def _command(r: Run, seed: int, label: int | None, text: str | None, truncation: float | None) -> str:
+    """The command that draws the studio's image of this seed again: `gankit sample --seeds N`
+    draws `Generator.sample(1, seed=N)`, as the studio does, with the class, caption or truncation
+    the studio used (a conditional run's class is spelled out: the studio's default is seed mod K)."""
+    args = ["gankit", "sample", r.cli, "--seeds", str(seed)]
+    if label is not None:
+        args += ["--label", str(label)]
+    if text is not None:
+        args += ["--text", text]
+    if truncation is not None:
+        args += ["--truncation", f"{truncation:g}"]
+    return shlex.join([*args, "--out", f"seed-{seed}.png"])
+
+
+def _scalars(row: dict[str, Any]) -> dict[str, float | None]:
+    """A log row's numbers (booleans and text left out); inf and NaN become None, which JSON has."""
+    return {k: (v if math.isfinite(v) else None) for k, v in row.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _label(g: api.Generator, seed: int, label: int | None) -> int | None:
