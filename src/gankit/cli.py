@@ -496,9 +496,9 @@ def _notes() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .training.threads import passive_wait
+    from .training.threads import short_spin
 
-    passive_wait()  # before torch loads: OpenMP reads its wait policy once
+    short_spin()  # before torch loads: OpenMP reads its spin count once
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc's relaunch under torchrun
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")

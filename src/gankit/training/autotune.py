@@ -161,8 +161,9 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
              cond: Tensor | None = None, thread_options: list[int] | None = None) -> dict[str, Any]:
     """Replace `auto` in train.device/precision/channels_last, and train.threads 0, by concrete
     choices (in place); return {"precision", "channels_last", "threads", "ms_per_step":
-    {candidate: ms}, "cached": bool}. `thread_options`: the thread counts to time (default: 1 and
-    every usable core, unless train.threads or OMP_NUM_THREADS fixes one).
+    {candidate: ms}, "cached": bool}. `thread_options`: the thread counts to time (default
+    `threads.options`: 1 and all usable cores but one, unless train.threads or OMP_NUM_THREADS
+    fixes one).
 
     A choice is timed once per machine and model and kept in the cache folder (`autotune/`), like
     cuDNN's benchmark mode: timing inside every run made the same command pick bf16 on a quiet
@@ -178,8 +179,7 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
     t.device = str(device)
     shape = tuple(data_x.shape[1:])
     if thread_options is None:
-        fixed = threads.requested(t.threads)
-        thread_options = [fixed] if fixed else sorted({1, threads.cores()})
+        thread_options = threads.options(t.threads)
     if device.type == "cuda":  # the GPU computes; host threads only feed it
         thread_options = thread_options[-1:]
     cands = [(p, c, n) for p, c in candidates(cfg, _has_convs(cfg, shape), device) for n in thread_options]

@@ -222,7 +222,8 @@ def _join(cfg: Config) -> distributed.World:
 
 def _threads(cfg: Config, world: distributed.World) -> None:
     # never more compute threads than usable cores (affinity, cgroup quota): oversubscription
-    # measured 4.5x slower; train.threads or OMP_NUM_THREADS fix the count
+    # measured 4.5x slower; train.threads or OMP_NUM_THREADS fix the count (a single process
+    # then takes the autotuner's choice: see fit)
     torch.set_num_threads(threads.requested(cfg.train.threads) or distributed.threads_for(world, threads.cores()))
 
 
