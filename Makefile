@@ -1,34 +1,49 @@
-# gankit: `make demo` trains the default recipe on embedded digits; `make test` runs the suite.
+# gankit: `make demo` installs gankit and trains the default recipe on embedded digits; `make test` runs the suite.
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 THREADS ?= $(shell nproc)
+DEMO_SECONDS ?= 180
 
 .PHONY: setup espeak browser demo test lint clean
 
+# The core package: what `make demo` needs (no extras, no system packages).
 $(BIN)/gankit: pyproject.toml
 	$(PY) -m venv $(VENV)
 	# The CPU build lies on local disk; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e .
 	touch $(BIN)/gankit
 
-setup: $(BIN)/gankit espeak
+# Tests and lint: the [dev] extra (test tools + the studio and export extras it tests).
+$(VENV)/.dev: $(BIN)/gankit pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.dev
 
-demo: setup
+setup: $(VENV)/.dev espeak
+
+demo: $(BIN)/gankit
 	rm -rf runs/demo  # the demo starts fresh each time; real runs refuse to overwrite
-	$(BIN)/gankit train --seconds 180 --out runs/demo
-	$(BIN)/gankit sample runs/demo --n 100 --out runs/demo/samples.png
+	$(BIN)/gankit train --seconds $(DEMO_SECONDS) --out runs/demo
+	$(BIN)/gankit sample runs/demo --seeds 0-99 --out runs/demo/samples.png
 	$(BIN)/gankit eval runs/demo
-	@echo "demo: look at runs/demo/samples.png, runs/demo/progress.gif, runs/demo/losses.png; metrics in runs/demo/eval.json"
+	@echo ""
+	@echo "demo: runs/demo/samples.png (seeds 0-99), progress.gif, losses.png; scores in runs/demo/eval.json"
+	@echo "next, type (README: Quick start):"
+	@echo "  source .venv/bin/activate                            # gankit on the PATH (or type .venv/bin/gankit)"
+	@echo "  gankit sample runs/demo --seeds 0-15 --out grid.png  # 16 digits, image k drawn from seed k"
+	@echo "  gankit eval runs/demo                                # scores: see README, Reading the numbers"
+	@echo "  gankit train --seconds 900 --out runs/long           # a longer run: clearer digits"
+	@echo "the studio in your browser: pip install -e '.[studio]', then gankit serve runs/demo runs/long"
 
 # Debian packages, installed when root and apt allow; without them the features that need them
 # say so in one line and their tests are skipped with a message. espeak-ng speaks the corpus of
-# `gankit study speech`; Chromium runs the studio's end-to-end tests (Playwright drives it; it
-# never downloads a browser).
+# the speech family (`gankit train speech_digits`, `gankit study speech`); Chromium runs the
+# studio's end-to-end tests (Playwright drives it; it never downloads a browser). `make demo`
+# needs neither.
 espeak:
 	@test -x /usr/bin/espeak-ng || (apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null) \
-		|| echo "could not install espeak-ng: gankit study speech and its espeak test need it"
+		|| echo "could not install espeak-ng: the speech family (speech_digits, gankit study speech) and its test need it"
 
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
@@ -37,7 +52,7 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest tests
 
-lint: setup
+lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
 clean:

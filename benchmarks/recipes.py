@@ -1,4 +1,4 @@
-"""The README's recipe table: train every shipped recipe for the same wall-clock budget, then score it.
+"""docs/benchmarks.md's recipe table: train every shipped recipe for the same wall-clock budget, then score it.
 
     .venv/bin/python benchmarks/recipes.py --seconds 180 [--out runs/recipes] [recipe ...]
 

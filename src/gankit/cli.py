@@ -287,11 +287,20 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(a: argparse.Namespace) -> int:
-    import uvicorn
+# what `pip install 'gankit[studio]'` brings (starlette and pydantic come with fastapi)
+STUDIO_PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic")
 
-    from .studio.app import create_app, default_db
-    from .studio.guard import LOOPBACK
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .studio.app import create_app, default_db
+        from .studio.guard import LOOPBACK
+    except ModuleNotFoundError as e:  # the studio is an extra: say how to get it, in one line
+        if (e.name or "").split(".")[0] not in STUDIO_PACKAGES:
+            raise
+        raise GankitError("gankit serve needs the studio extra: pip install 'gankit[studio]'") from None
 
     runs = [Path(r) for r in a.runs]
     db = Path(a.db) if a.db else default_db(runs)
