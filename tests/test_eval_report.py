@@ -31,7 +31,7 @@ def test_real_vs_real_is_computed_in_the_same_features_for_every_distance():
     # real halves are close; noise is far: the reference value is what makes the number readable
     assert 0 < base[fid_key] < 0.05 * res[fid_key]
     assert base[next(k for k in res if k.startswith("precision_"))] > 0.5
-    assert "two disjoint halves of digits1000" in res["protocol"]["real_vs_real"]
+    assert "two disjoint sets of 300 examples of digits1000" in res["protocol"]["real_vs_real"]
 
 
 def test_table_has_directions_reference_values_and_meanings():

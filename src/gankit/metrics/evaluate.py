@@ -408,10 +408,10 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
     protocol: dict[str, Any] = {"n_fake": len(fake), "n_real": len(reference), "reference": reference.name,
                                 "seed": seed}
     if base:
-        half = len(reference) // 2
-        protocol["real_vs_real"] = (f"the same metrics between two disjoint halves of {reference.name} (every "
-                                    f"other example, {half} each): what real data scores against itself at "
-                                    "this size")
+        half = min(len(reference) // 2, len(fake))
+        protocol["real_vs_real"] = (f"the same metrics between two disjoint sets of {half} examples of "
+                                    f"{reference.name} (interleaved): what real data scores against itself "
+                                    f"at {'this size' if half == len(fake) else 'half the reference'}")
     if extractor is not None:
         protocol["extractor"] = ctx.ext
         protocol["extractor_weights"] = getattr(extractor, "weights_sha", "user-supplied")
@@ -436,8 +436,11 @@ def real_vs_real(ctx: EvalContext, names: list[str], result: dict[str, Any]) -> 
     if not names or ctx.extractor is None or not ctx.reference.is_image or len(ctx.reference) < 4:
         return {}
     feats, probs = ctx.real_feats
-    half = len(feats) // 2
-    even, odd = torch.arange(0, 2 * half, 2), torch.arange(1, 2 * half, 2)
+    # halves as large as the sample set where the reference allows: the value "at this size"
+    # (FID and KID depend on the count), and a small eval stays quick
+    half = min(len(feats) // 2, len(ctx.fake))
+    step = len(feats) // (2 * half)  # spread over the whole reference (built-ins are sorted by class)
+    even, odd = torch.arange(0, 2 * half * step, 2 * step), torch.arange(step, 2 * half * step, 2 * step)
     ref = EvalContext(ctx.reference.x[odd], Dataset(ctx.reference.x[even], None, ctx.reference.name),
                       ctx.extractor, ctx.seed)
     # the halves' features are rows of the cached ones: nothing is extracted again

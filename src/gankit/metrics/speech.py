@@ -145,8 +145,12 @@ def score(recogniser: SpeechCNN, audio: Tensor, words: Tensor, f_train: Tensor, 
         notes["warnings"] += [f"fd: {w}" for w in warns]
         if why:
             notes["skipped"]["fd"] = why
-    return {"wer": word_wer(transcribe(recogniser, audio), words), "fd": fd,
-            "diversity": spread(f, words) / ref_spread}
+    # training clips with no spread (a corpus of identical clips per word) leave no scale: null
+    diversity = spread(f, words) / ref_spread if ref_spread > 0 else None
+    if diversity is None and notes is not None:
+        notes["warnings"].append("diversity: the training clips of each word are identical, so there is no "
+                                 "spread to compare with; null")
+    return {"wer": word_wer(transcribe(recogniser, audio), words), "fd": fd, "diversity": diversity}
 
 
 def evaluate_speech(g: Any, n: int = 0, seed: int = 0, gl_iters: int = 32) -> dict[str, Any]:

@@ -30,12 +30,16 @@ def write_tables(res: dict[str, Any], out: Path, name: str, markdown: str) -> An
     return plt
 
 
-def mean_std(v: list[float]) -> tuple[float, float]:
-    """Mean and sample std (ddof 1; NaN for a single value): every study's table cell."""
+def mean_std(v: list[float | None]) -> tuple[float, float]:
+    """Mean and sample std (ddof 1; NaN for a single value) of the values that are not None (a
+    metric that could not be computed; NaN, NaN when none could): every study's table cell."""
     import math
 
     import numpy as np
 
+    v = [x for x in v if x is not None]
+    if not v:
+        return math.nan, math.nan
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
 
 

@@ -80,8 +80,9 @@ def run(settings: Settings = REDUCED, save: Path | None = None, log: Callable[[s
             audio = griffin_lim(g.from_z(z, asked), settings.gl_iters, 10_000 + seed)
             rows.append({"source": "SpecGAN + Griffin-Lim", "seed": seed,
                          **score(recogniser, audio, asked, f_train, ref)})
+            div = rows[-1]["diversity"]
             log(f"SpecGAN seed {seed}: WER {rows[-1]['wer']:.3f}, FD {rows[-1]['fd']:.2f}, "
-                f"diversity {rows[-1]['diversity']:.2f}")
+                f"diversity {'-' if div is None else f'{div:.2f}'}")
             if save is not None and seed == 0:
                 if save.exists():
                     shutil.rmtree(save)
@@ -118,6 +119,8 @@ def markdown(res: dict[str, Any]) -> str:
              "| audio | seeds | WER | FD (recogniser features) | diversity |", "|---|---|---|---|---|"]
 
     def pm(v: tuple[float, float], scale: float = 1, digits: int = 2) -> str:
+        if math.isnan(v[0]):
+            return "-"
         return f"{scale * v[0]:.{digits}f}" + ("" if math.isnan(v[1]) else f" ± {scale * v[1]:.{digits}f}")
 
     for s in res["summary"]:
