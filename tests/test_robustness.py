@@ -228,6 +228,36 @@ def test_a_folder_in_use_is_refused_naming_the_other_run(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_resume_is_refused_while_another_process_writes_the_run(tmp_path, capsys):
+    from gankit.training.rundir import RunLock
+
+    out = tmp_path / "R"
+    assert _train(out, steps=2) == 0
+    lock = RunLock(out).acquire()
+    try:
+        assert main(["train", "--resume", str(out), "--steps", "4", "-q"]) == 2
+        assert "is in use by another gankit run" in capsys.readouterr().err
+    finally:
+        lock.release()
+
+
+def test_a_failure_in_a_folder_the_user_made_removes_only_what_the_run_wrote(tmp_path, capsys, monkeypatch):
+    from gankit.training import loop
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+
+    def fails(*a, **k):
+        raise OSError(28, "No space left on device", str(out / "log.jsonl"))
+
+    monkeypatch.setattr(loop, "_run", fails)
+    assert _train(out, steps=2) == 2
+    assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == ["notes.txt"]
+    monkeypatch.undo()
+    assert _train(out, steps=2) == 0  # and the folder is usable at once
+
+
 def test_a_run_that_stopped_before_its_first_checkpoint_is_not_reused(tmp_path, capsys):
     out = tmp_path / "R"
     # lr 100: losses stay finite while D's Adam state overflows; caught at the first log row

@@ -125,6 +125,12 @@ def test_export_errors_are_one_line(run, tmp_path, capsys):
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     assert main(["export", str(run), "--out", str(tmp_path / "busy")]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+    (tmp_path / "project").mkdir()  # another tool's config.json is not an earlier export to replace
+    (tmp_path / "project" / "config.json").write_text('{"compilerOptions": {}}')
+    (tmp_path / "project" / "README.md").write_text("my project")
+    assert main(["export", str(run), "--out", str(tmp_path / "project")]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    assert (tmp_path / "project" / "README.md").read_text() == "my project"
     gankit.export(run, tmp_path / "ex")
     assert main(["sample", str(tmp_path / "ex"), "--no-ema", "--out", str(tmp_path / "x.png")]) == 2
     assert "EMA generator only" in capsys.readouterr().err

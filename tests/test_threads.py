@@ -5,11 +5,10 @@ machine and model, then reused, so the same command computes the same thing what
 import json
 
 import torch
+from conftest import tiny_config
 
 from gankit.training import autotune, threads
 from gankit.training.loop import fit
-
-from conftest import tiny_config
 
 
 def test_cgroup_quotas_v2_and_v1(tmp_path):
@@ -65,8 +64,18 @@ def _params(out):
     return {**{f"g.{k}": v for k, v in ck["g"].items()}, **{f"d.{k}": v for k, v in ck["d"].items()}}
 
 
+def test_nested_cgroup_quota_is_found(tmp_path):
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "user.slice" / "app").mkdir(parents=True)
+    (tmp_path / "user.slice" / "cpu.max").write_text("50000 100000\n")  # the slice limits, not the root
+    (tmp_path / "user.slice" / "app" / "cpu.max").write_text("max 100000\n")
+    assert threads.cgroup_quota(tmp_path, "/user.slice/app") == 0.5
+    assert threads.cgroup_quota(tmp_path, "/") is None
+
+
 def test_the_choice_is_timed_once_cached_and_frozen_into_the_run(tmp_path, monkeypatch):
-    autotune._CHOSEN.clear()  # other tests' choices in this process must not answer for the disk cache
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))  # no other test's cached choice
+    autotune._CHOSEN.clear()  # nor this process's memo
     monkeypatch.setattr(threads, "options", lambda t: [1, 2] if not t else [t])
     fit(tiny_config("dcgan_mnist_fast", steps=2), tmp_path / "a")
     first = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[0])

@@ -105,6 +105,8 @@ def parse_seeds(spec: str) -> list[int]:
         except ValueError:
             raise GankitError(f"--seeds {spec!r}: {part!r} is not a seed or a range A-B of seeds (e.g. 0-63 "
                               "or 0-3,10; seeds are 0 or more)") from None
+        if a < 0 or b < 0:
+            raise GankitError(f"--seeds {spec!r}: {part!r}: seeds are 0 or more")
         if a > b:
             raise GankitError(f"--seeds {spec!r}: the range {part} runs backwards; write {b}-{a}")
         if b > MAX_SEED:
@@ -324,9 +326,9 @@ def load(run: str | Path, ema: bool = True) -> Generator:
     """Load the generator of a run folder, a checkpoint file or a `gankit export` folder. EMA
     weights by default (`ema=False`: the raw G; an export holds only the one it was made with).
     GankitError (one line) for a missing, foreign or damaged folder or file."""
-    from .share import is_export, load_export
+    from .share import load_export, looks_like_export
 
-    if is_export(run):
+    if looks_like_export(run):
         gen = load_export(Path(run))
         if not ema and gen.ema:
             raise GankitError(f"{run} holds the EMA generator only; the raw one (--no-ema) is in the run, or in an "
@@ -373,10 +375,10 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     from .data.files import load_path
     from .metrics import evaluate as evaluate_samples
     from .metrics.evaluate import json_ready
-    from .share import is_export
+    from .share import looks_like_export
 
     target = Path(target)
-    exported = is_export(target)
+    exported = looks_like_export(target)
     if exported or target.is_dir() and (target / "checkpoints" / "latest.pt").exists():
         g = load(target, ema=ema)
         # an export folder is scored like its run, but named as what it is: gankit eval keeps

@@ -47,6 +47,11 @@ class Progress(Callback):
         if "warning" in row:
             self.bar.write(f"warning: {row['warning']}", file=self.file or sys.stderr)
 
+    def on_error(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
     def on_end(self, result: RunResult) -> None:
         if self.bar is not None:
             self.bar.close()

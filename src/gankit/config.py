@@ -125,7 +125,7 @@ class TrainConfig:
     ckpt_every: int = 1000
     keep_every: int = 0  # also keep checkpoints/step-N.pt every this many steps; 0 = off
     grid_n: int = 64
-    threads: int = 0  # torch threads; 0 = the free cores
+    threads: int = 0  # torch threads; 0 = OMP_NUM_THREADS, else timed: 1 or all usable cores but one; frozen at start
     tensorboard: bool = True
     collapse_ratio: float = 0.05  # warn when fake diversity falls below this fraction of real's
     collapse_after: int = 100  # no collapse warnings before this step: an untrained G is not collapsed

@@ -38,11 +38,24 @@ CHECK_SEEDS = (0, 1, 2, 3, 4)  # one batch of 5 and single seeds: a batch size b
 ONNX_OPSET = 17
 
 
-def is_export(path: str | Path) -> bool:
-    """Whether `path` is a folder that `gankit export` wrote (it has config.json; a run folder has
-    config.yaml and checkpoints/)."""
+def looks_like_export(path: str | Path) -> bool:
+    """A folder with a config.json and no run checkpoint: read as an export (a damaged one then
+    gets load_export's one-line error, not "no checkpoint")."""
     p = Path(path)
     return p.is_dir() and (p / "config.json").is_file() and not (p / "checkpoints" / "latest.pt").exists()
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether `path` is a folder that `gankit export` wrote: its config.json carries the
+    `gankit_export` marker (any other project's config.json is not ours to replace)."""
+    p = Path(path)
+    if not looks_like_export(p):
+        return False
+    try:
+        meta = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "gankit_export" in meta
 
 
 def export_generator(g: Generator, out: Path, *, format: str | None = None) -> Path:
@@ -84,6 +97,17 @@ def export_generator(g: Generator, out: Path, *, format: str | None = None) -> P
     return out
 
 
+def _public(source: str) -> str:
+    """A dataset name as it is; a local path as its last part (a card must not show /home/alice/...)."""
+    return Path(source).name if ("/" in source or "\\" in source) else source
+
+
+def _public_config(d: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(d.get("data"), dict) and "source" in d["data"]:
+        d["data"] = {**d["data"], "source": _public(str(d["data"]["source"]))}
+    return d
+
+
 def _meta(g: Generator) -> dict[str, Any]:
     from . import __version__
     from .families import family_of, run_keys
@@ -110,8 +134,8 @@ def _meta(g: Generator) -> dict[str, Any]:
         "step": g.step,
         "ema": g.ema,
         "weights": WEIGHTS,
-        "data": source.get("data") or {"source": g.cfg.data.source, "n": start.get("n_data")},
-        "config": g.cfg.to_dict(run_keys(g.cfg)),
+        "data": source.get("data") or {"source": _public(g.cfg.data.source), "n": start.get("n_data")},
+        "config": _public_config(g.cfg.to_dict(run_keys(g.cfg))),
         "metrics": scores,
     }
 
@@ -185,7 +209,10 @@ def load_export(folder: Path) -> Generator:
         cfg, shape = from_dict(meta["config"]), tuple(int(s) for s in meta["shape"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{folder / 'config.json'}: damaged ({type(e).__name__}: {e})") from None
-    path = folder / meta.get("weights", WEIGHTS)
+    name = meta.get("weights", WEIGHTS)
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise GankitError(f"{folder / 'config.json'}: weights must name a file in the export folder, got {name!r}")
+    path = folder / name
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; an export folder needs its weights beside config.json")
     want = meta.get("weights_sha256")

@@ -112,7 +112,7 @@ def decode(path: Path, channels: int = 0, report: Report | None = None) -> Any:
                 report.count["exif"] += 1
                 im = ImageOps.exif_transpose(im)
             im = _eight_bit(im, report)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
     if channels == 1 and im.mode != "L":
         im = im.convert("L")  # ITU-R 601 luma

@@ -71,7 +71,7 @@ def score(model, xte: Tensor, yte: Tensor, lvte: Tensor, stats: dict[str, Tensor
     `notes` ({"warnings": [], "skipped": {}}): FID's warnings go there, and FID is None with its
     reason when it cannot be computed (too few digits); without `notes` that raises TooFewSamples."""
     from ..metrics.classifier import load_digit_classifier
-    from ..metrics.distances import fid, fid_report
+    from ..metrics.distances import fid_noted
 
     z = torch.randn(len(yte), model.nz, generator=torch.Generator().manual_seed(10_000 + seed))
     fake = torch.cat([model.generate(yte[i: i + 500], lvte[i: i + 500], z[i: i + 500])
@@ -81,13 +81,7 @@ def score(model, xte: Tensor, yte: Tensor, lvte: Tensor, stats: dict[str, Tensor
         f_fake, p = clf.features_and_probs(fake)
         f_real, _ = clf.features_and_probs(xte)
     r = attribute_r(fake, yte, lvte, stats)
-    if notes is None:
-        fd: float | None = fid(f_real, f_fake)
-    else:
-        fd, warns, why = fid_report(f_real, f_fake)
-        notes["warnings"] += [f"fid_mnistcnn: {w}" for w in warns]
-        if why:
-            notes["skipped"]["fid_mnistcnn"] = why
+    fd = fid_noted(f_real, f_fake, notes, "fid_mnistcnn")
     scores = {"class_accuracy": float((p.argmax(1) == yte).float().mean()),
               **{f"r_{a}": v for a, v in r.items()}, "fid_mnistcnn": fd}
     if ref_spread is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -177,6 +178,20 @@ def fid_report(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray)
     except GankitError as e:
         return None, [], str(e)
     return f.value, fid_warnings(f, min(len(real), len(fake)), real.shape[1]), None
+
+
+def fid_noted(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray, notes: dict[str, Any] | None,
+              name: str) -> float | None:
+    """FID of two feature sets for a family's own scores. With `notes` ({"warnings": [], "skipped":
+    {}}) its warnings go there under `name`, and a reason it cannot be computed too (None then);
+    without, TooFewSamples is raised."""
+    if notes is None:
+        return fid(real, fake)
+    value, warns, why = fid_report(real, fake)
+    notes["warnings"] += [f"{name}: {w}" for w in warns]
+    if why:
+        notes["skipped"][name] = why
+    return value
 
 
 def _flat(a: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -135,16 +135,10 @@ def score(recogniser: SpeechCNN, audio: Tensor, words: Tensor, f_train: Tensor, 
     `notes` ({"warnings": [], "skipped": {}}): FD's warnings go there, and FD is None with its reason
     when it cannot be computed; without `notes` that raises TooFewSamples."""
     from .captions import spread
-    from .distances import fid, fid_report
+    from .distances import fid_noted
 
     f = audio_features(recogniser, audio)
-    if notes is None:
-        fd: float | None = fid(f_train, f)
-    else:
-        fd, warns, why = fid_report(f_train, f)
-        notes["warnings"] += [f"fd: {w}" for w in warns]
-        if why:
-            notes["skipped"]["fd"] = why
+    fd = fid_noted(f_train, f, notes, "fd")
     # training clips with no spread (a corpus of identical clips per word) leave no scale: null
     diversity = spread(f, words) / ref_spread if ref_spread > 0 else None
     if diversity is None and notes is not None:

@@ -141,16 +141,23 @@ def _read(path: Path, key: str) -> tuple[str, str, int, dict[str, float]] | None
     return None
 
 
-def _write(path: Path, key: str, choice: tuple[str, str, int, dict[str, float]]) -> None:
+def _write(path: Path, key: str, choice: tuple[str, str, int, dict[str, float]]
+           ) -> tuple[str, str, int, dict[str, float]]:
+    """Keep `choice` at `path` unless another process got there first; the choice that holds."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"key": key, "precision": choice[0], "channels_last": choice[1],
                                    "threads": choice[2], "ms_per_step": choice[3],
                                    "timed": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
-        os.replace(tmp, path)
+        os.link(tmp, path)  # atomic and exclusive: fails if the file exists
+    except FileExistsError:
+        return _read(path, key) or choice
     except OSError:  # a read-only cache: the choice holds for this process only
         pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return choice
 
 
 def _label(prec: str, layout: str, n: int) -> str:
@@ -190,8 +197,11 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
     # what the step's cost depends on (not steps, seeds or logging, so a 5-step and a 10-step run agree)
     work = ("batch", "g_batch", "n_critic", "unroll", "d_update", "g_fresh_z", "ema_beta", "precision",
             "channels_last")
-    key = json.dumps([model_hash(cfg, shape), [getattr(t, k) for k in work], repr(vars(cfg.reg)), cfg.loss.name,
-                      cfg.optim.impl, str(device), thread_options, machine()])
+    from .. import __version__
+
+    key = json.dumps([model_hash(cfg, shape), [getattr(t, k) for k in work], repr(vars(cfg.reg)),
+                      repr(vars(cfg.loss)), repr(vars(cfg.text)), repr(vars(cfg.anomaly)), cfg.optim.impl,
+                      str(device), thread_options, machine(), __version__])
     path = _cache_path(key)
     cached = key in _CHOSEN or _read(path, key) is not None
     if key not in _CHOSEN:
@@ -199,10 +209,12 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
         if hit is not None:
             _CHOSEN[key] = hit
         else:
+            path.unlink(missing_ok=True)  # a damaged file (written files appear whole): time again
             note(f"autotune: timing {len(cands)} candidates (precision x memory layout x threads), a few steps "
                  "each; once per machine and model")
-            _CHOSEN[key] = _time(cfg, cands, data_x, labels, inputs, cond, shape, device, new_state, train_step)
-            _write(path, key, _CHOSEN[key])
+            timed = _time(cfg, cands, data_x, labels, inputs, cond, shape, device, new_state, train_step)
+            # two first runs timing at once: the first to write wins, and both take its choice
+            _CHOSEN[key] = _write(path, key, timed)
     t.precision, t.channels_last, t.threads, timings = _CHOSEN[key]
     how = f"this machine's cached choice ({path}; delete it to time again)" if cached else \
         f"the fastest of {len(cands)} (kept in {path})"

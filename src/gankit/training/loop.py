@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import signal
@@ -67,6 +68,10 @@ class Callback:
         """After the last checkpoint: where the run lives, its last step, status (done |
         time_limit | interrupted), training seconds and images/s. Not called when the run failed."""
 
+    def on_error(self) -> None:
+        """Instead of on_end, when the run failed (it diverged, a write failed, a hook raised):
+        release what on_start made (a progress bar); the error itself is raised to the caller."""
+
 
 @dataclass
 class RunResult:
@@ -92,21 +97,28 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
     run, or in use by one, is refused (ConfigError); a run that fails before it trained leaves
     nothing behind."""
     out = Path(out)
-    if (out / "checkpoints" / "latest.pt").exists():  # the cheap check first: no data to build
+    if out.exists():  # every process, before any joins: a refusal is one line on each
         rundir.check_new(out)
     cfg, data = prepare(cfg)
     world = _join(cfg)
     created = not out.exists()
-    lock = None
+    before = {name for name in rundir.RUN_FILES if (out / name).exists()}
+    lock, refusal = None, None
     if world.main:
         try:
             out.mkdir(parents=True, exist_ok=True)
+            lock = rundir.RunLock(out).acquire()
+            rundir.check_new(out)  # again, under the lock: another run may have started meanwhile
+        except ConfigError as e:
+            refusal = str(e)
         except OSError as e:
-            raise ConfigError(f"{out}: cannot make the run folder ({e.strerror or e})") from None
-        lock = rundir.RunLock(out).acquire()
+            refusal = f"{out}: cannot make the run folder ({e.strerror or e})"
+    refusal = distributed.broadcast(refusal, world)  # the others must not wait for a rank 0 that gave up
+    if refusal:
+        if lock is not None:
+            lock.release()
+        raise ConfigError(refusal)
     try:
-        if world.main:
-            rundir.check_new(out)
         # rank 0 times the candidates and every process takes its choice, so all compute alike
         family = family_of(cfg)
         # (several processes split the cores: their thread count is not a choice to time)
@@ -125,12 +137,18 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
         return _run(state, data, out, callbacks, event="start", extra={"autotune": tuned})
     except BaseException as e:
         # a run that stopped before its first checkpoint: a diverged one keeps its log as the
-        # record of what happened; any other failure leaves nothing of a folder it made
-        if world.main and created and not isinstance(e, TrainingDiverged) \
-                and not (out / "checkpoints" / "latest.pt").exists():
-            if lock is not None:
-                lock.release()
-            shutil.rmtree(out, ignore_errors=True)
+        # record of what happened; any other failure leaves nothing of what it made (the whole
+        # folder if it made it, else its own files), removed while the lock is still held
+        if world.main and not isinstance(e, TrainingDiverged) and not (out / "checkpoints" / "latest.pt").exists():
+            made = list(out.iterdir()) if created else [out / n for n in set(rundir.RUN_FILES) - before]
+            for p in made:  # the lock file too: unlinking a locked file is allowed (POSIX)
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    out.rmdir()
         raise
     finally:
         if lock is not None:
@@ -164,6 +182,12 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
             raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on "
                               f"{state.sampler.n}")
         world = _join(cfg)
+        env = threads.requested(0)
+        if env and env != cfg.train.threads and not any(o.split("=")[0].strip() == "train.threads" for o in overrides):
+            from ..notes import note
+
+            note(f"OMP_NUM_THREADS={env} is not applied: this run computes with train.threads={cfg.train.threads}, "
+                 f"frozen at its start (the count changes the arithmetic); --set train.threads={env} changes it")
         extra: dict[str, Any] = {}
         if world.main:
             dropped = rundir.tidy_for_resume(run_dir, state.step)
@@ -294,6 +318,7 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
     collapse = health.CollapseMonitor(real_ref, t.collapse_ratio, t.collapse_after)
     last_good = state.step
     res: StepOutput | None = None
+    result: RunResult | None = None
     try:
         with _StopFlag() as stop:
             while t.steps == 0 or state.step < t.steps:
@@ -360,6 +385,9 @@ def _run(state: TrainState, data: Dataset, out: Path, callbacks, event: str,
         runlog.close()
         if isinstance(x, Streamed):
             x.stop()
+        if result is None:  # the run failed (diverged, a write failed): no bar left open in a notebook
+            for cb in callbacks:
+                cb.on_error()
     for cb in callbacks:
         cb.on_end(result)
     return result

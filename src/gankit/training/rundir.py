@@ -4,9 +4,9 @@
   there. The kernel drops the lock when the process dies (kill -9 included), so a lock is never
   stale; the file also names its owner (pid, host, command) for the refusal message.
 - `check_new`: a new run refuses a folder that holds another run's files, finished or not.
-- `tidy_for_resume`: before a resume, temp files of an interrupted checkpoint write are deleted
-  and log rows written after the checkpoint (which the resumed run writes again, identically)
-  are dropped, so log.jsonl holds each step once.
+- `tidy_for_resume`: before a resume, temp files of an interrupted checkpoint write are deleted,
+  and log rows and sample grids written after the checkpoint (which the resumed run writes
+  again, identically) are dropped, so log.jsonl holds each step once.
 """
 
 from __future__ import annotations
@@ -98,10 +98,18 @@ def _last_event(log: Path) -> str:
 
 
 def tidy_for_resume(run_dir: Path, step: int) -> int:
-    """Delete temp files of interrupted checkpoint writes; drop log rows of steps after `step`
-    (the checkpoint being resumed). Returns the number of rows dropped. Call with the lock held."""
+    """Delete temp files of interrupted checkpoint writes and sample grids of steps after `step`
+    (the checkpoint being resumed); drop log rows of those steps. Returns the number of rows
+    dropped. Call with the lock held. (`checkpoints/best.pt` from after `step` stays: it is a
+    real evaluated state of the same, deterministic run.)"""
     for tmp in (run_dir / "checkpoints").glob(".*.tmp*"):
         tmp.unlink(missing_ok=True)
+    for grid in (run_dir / "samples").glob("step-*.png"):  # drawn after the checkpoint: drawn again
+        try:
+            if int(grid.stem.split("-")[1]) > step:
+                grid.unlink()
+        except (ValueError, IndexError, OSError):
+            continue
     log = run_dir / "log.jsonl"
     if not log.exists():
         return 0

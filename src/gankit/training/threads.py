@@ -35,14 +35,35 @@ def cores() -> int:
     return max(1, n)
 
 
-def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """CPUs' worth of time the process's cgroup may use per period (1.5 = one and a half cores),
-    or None when unlimited or unknown."""
+def _own_cgroup() -> str:
+    """The process's cgroup v2 path ("/user.slice/..."), from the `0::` line of /proc/self/cgroup."""
     try:
-        quota, period = (root / "cpu.max").read_text().split()[:2]  # cgroup v2: "max 100000" or "150000 100000"
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                return line[3:].strip()
+    except OSError:
         pass
+    return "/"
+
+
+def cgroup_quota(root: Path = Path("/sys/fs/cgroup"), own: str | None = None) -> float | None:
+    """CPUs' worth of time the process's cgroup may use per period (1.5 = one and a half cores):
+    the smallest quota on the way from its own cgroup (`own`, default from /proc/self/cgroup) up
+    to `root` (a systemd slice or a pod sets it below the root), or None when unlimited or unknown."""
+    own = _own_cgroup() if own is None else own
+    parts = [p for p in own.strip("/").split("/") if p and p != ".."]
+    limits = []
+    for depth in range(len(parts), -1, -1):
+        try:  # cgroup v2: "max 100000" or "150000 100000"
+            quota, period = (root.joinpath(*parts[:depth]) / "cpu.max").read_text().split()[:2]
+            if quota != "max":
+                limits.append(int(quota) / int(period))
+        except (OSError, ValueError):
+            continue
+    if limits:
+        return min(limits)
+    if (root / "cpu.max").exists():
+        return None
     try:
         quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())  # cgroup v1: -1 = unlimited
         period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
