@@ -246,7 +246,7 @@ def test_inception_from_a_weights_file(tmp_path, digits):
         f1, f2 = net(x), loaded(x)
     assert f1.shape == (1, 2048) and torch.equal(f1, f2) and torch.equal(f1, loaded(x))  # loaded, deterministic
     torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(GankitError, match="not InceptionV3 weights"):
+    with pytest.raises(GankitError, match="not InceptionV3 FID weights"):
         load_inception(tmp_path / "bad.pth")
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(GankitError, match="cannot read Inception weights"):

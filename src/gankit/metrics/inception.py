@@ -157,6 +157,12 @@ class InceptionV3FID(nn.Module):
 
 
 def load_inception(path: str | Path) -> InceptionV3FID:
+    """InceptionV3FID with the weights in `path` (.pth or .safetensors), checked key by key: every
+    tensor of the network must be there with its shape, and nothing else may be, except the
+    classifier and auxiliary heads (ignored) and the 94 BatchNorm `num_batches_tracked` counters,
+    which may be absent (PyTorch's BatchNorm fills them in on load, so pytorch-fid accepts such a
+    file, and eval never reads them). Raises GankitError (one line) for a missing file, an
+    unreadable one, or a missing, unexpected or misshapen key (named)."""
     p = Path(path)
     if not p.exists():
         raise GankitError(f"{p}: no such Inception weights file")
@@ -174,11 +180,19 @@ def load_inception(path: str | Path) -> InceptionV3FID:
     sd = {k: v for k, v in sd.items() if not k.startswith(("fc.", "AuxLogits."))}
     net = InceptionV3FID()
     own = net.state_dict()
+    counters = [k for k in own if k.endswith(".num_batches_tracked")]
+    for k in counters:
+        sd.setdefault(k, own[k])
     missing = [k for k in own if k not in sd]
-    wrong = [k for k in own if k in sd and own[k].shape != sd[k].shape]
-    if missing or wrong:
-        detail = f"missing {missing[:2]}" if missing else f"{wrong[0]} has shape {tuple(sd[wrong[0]].shape)}"
-        raise GankitError(f"{p}: not InceptionV3 weights ({detail})")
-    net.load_state_dict({k: sd[k] for k in own})
-    net.weights_sha = hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+    extra = [k for k in sd if k not in own]
+    wrong = [k for k in own if k in sd and (not isinstance(sd[k], Tensor) or own[k].shape != sd[k].shape)]
+    if missing or extra or wrong:
+        bad = (missing or extra or wrong)
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        detail = (f"missing key {bad[0]}" if missing else f"unexpected key {bad[0]}" if extra else
+                  f"{bad[0]} has shape {tuple(getattr(sd[bad[0]], 'shape', ()))}, not {tuple(own[bad[0]].shape)}")
+        raise GankitError(f"{p}: not InceptionV3 FID weights ({detail}{more})")
+    net.load_state_dict(sd, strict=True)
+    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+    net.weights_sha, net.weights_sha256 = digest[:12], digest
     return net.eval()
