@@ -35,6 +35,27 @@ def _private_feature_cache(tmp_path_factory, monkeypatch):
     _stand_in_speech(tmp_path_factory.getbasetemp() / "gankit-cache" / "speech")
 
 
+@pytest.fixture(autouse=True)
+def _no_weights_download(monkeypatch):
+    # no test reaches outside this machine: the FID Inception weights "come from" a closed loopback
+    # port unless a test serves them itself (tests/test_inception_weights.py)
+    from gankit.metrics import inception
+
+    name = inception.INCEPTION_URL.rsplit("/", 1)[-1]
+    monkeypatch.setattr(inception, "INCEPTION_URL", f"http://127.0.0.1:{_CLOSED_PORT}/{name}")
+
+
+def _closed_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_CLOSED_PORT = _closed_port()
+
+
 def _stand_in_speech(folder):
     """The spoken-digit corpus the recipe tests see: ten 'words' that are ten tones (espeak-ng
     synthesis of the real one takes a minute; its own test is in test_speech.py)."""

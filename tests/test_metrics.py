@@ -255,4 +255,4 @@ def test_inception_from_a_weights_file(tmp_path, digits):
 
     small = Dataset(digits.x[:4], None, "four")  # 299x299 Inception on CPU: keep the reference tiny
     out = evaluate(digits.x[4:8], small, ["fid"], extractor=loaded)
-    assert "fid_inception_4" in out and out["protocol"]["extractor_weights"] == loaded.weights_sha
+    assert "fid_inception_pytorchfid_4" in out and out["protocol"]["extractor_weights"] == loaded.weights_sha

@@ -1,5 +1,6 @@
-"""InceptionV3 as used for FID (the TTUR / pytorch-fid variant), built here; weights come from a
-file the user supplies, since nothing may be downloaded. Output: 2048-d pool3 features.
+"""InceptionV3 as used for FID (the TTUR / pytorch-fid variant), built here. Output: 2048-d pool3
+features. Weights: pytorch-fid's released file, fetched once into the cache with its SHA-256
+checked (`fetched_inception`, see weights.py), or a file the user supplies (`load_inception`).
 
 The FID variant differs from torchvision's classifier in three places, all reproduced: average
 pools in the A, C and first E blocks exclude padding, and the last E block max-pools.
@@ -17,6 +18,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GankitError
+
+# pytorch-fid's release (src/pytorch_fid/inception.py, FID_WEIGHTS_URL): the TF inception-2015-12-05
+# graph ported to PyTorch. Its name carries the first 8 hex digits of its SHA-256 (torch.hub's
+# check_hash convention); no full hash is published, so the first good download's is recorded.
+INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                 "pt_inception-2015-12-05-6726825d.pth")
+INCEPTION_SHA256 = "6726825d"
 
 
 class BasicConv2d(nn.Module):
@@ -123,10 +131,12 @@ class InceptionE(nn.Module):
 
 
 class InceptionV3FID(nn.Module):
-    """Images (N, 1 or 3, H, W) in [-1, 1] -> (N, 2048) pool3 features (bilinear resize to 299)."""
+    """Images (N, 1 or 3, H, W) in [-1, 1] -> (N, 2048) pool3 features. Preprocessing as pytorch-fid's
+    (resize_input, normalize_input): gray replicated to 3 channels, bilinear resize to 299x299
+    (align_corners=False), values kept in [-1, 1]; hence the name in every metric."""
 
     feature_dim = 2048
-    name = "inception"
+    name = "inception_pytorchfid"
 
     def __init__(self) -> None:
         super().__init__()
@@ -196,3 +206,16 @@ def load_inception(path: str | Path) -> InceptionV3FID:
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     net.weights_sha, net.weights_sha256 = digest[:12], digest
     return net.eval()
+
+
+def fetched_inception(progress: bool | None = None) -> InceptionV3FID:
+    """InceptionV3FID with pytorch-fid's released weights, downloaded once (INCEPTION_URL) into
+    `<cache>/weights/` and checked against INCEPTION_SHA256 (see weights.fetch). Raises GankitError
+    (one line) when they cannot be fetched or verified, naming the file, URL, hash and --inception."""
+    from .weights import fetch
+
+    path = fetch(INCEPTION_URL, INCEPTION_SHA256, what="FID InceptionV3 weights", flag="--inception FILE",
+                 progress=progress)
+    net = load_inception(path)
+    net.weights_source = INCEPTION_URL
+    return net
