@@ -157,3 +157,29 @@ def test_fetch_without_a_server_names_file_url_hash_and_flag(served, tmp_path, m
     assert msg.endswith(f"); expected sha256 starting {served.digest[:8]}; download it yourself and pass "
                         "--inception FILE")
     assert _left(tmp_path) == []
+
+
+def test_rgb_images_get_the_fetched_inception_by_default(tmp_path, monkeypatch, reference_state):
+    import hashlib
+
+    from gankit.data import Dataset
+    from gankit.metrics import evaluate, inception
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    torch.save({k: v for k, v in reference_state.items() if not k.endswith("num_batches_tracked")},
+               tmp_path / "w.pth")  # as the release may be: no BatchNorm counters
+    body = (tmp_path / "w.pth").read_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    server = _Server(body, f"pt_inception-test-{digest[:8]}.pth")
+    monkeypatch.setattr(inception, "INCEPTION_URL", server.url)
+    monkeypatch.setattr(inception, "INCEPTION_SHA256", digest[:8])
+    try:
+        g = torch.Generator().manual_seed(0)
+        rgb = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1  # 299x299 Inception on the CPU: 4 images in all
+        out = evaluate(rgb[:2], Dataset(rgb[2:], None, "rgb2"), ["fid"])
+    finally:
+        server.close()
+    assert server.hits == 1 and out["fid_inception_pytorchfid_2"] >= 0
+    p = out["protocol"]
+    assert p["extractor"] == "inception_pytorchfid" and p["extractor_weights"] == digest[:12]
+    assert p["extractor_weights_sha256"] == digest and p["extractor_weights_source"] == server.url

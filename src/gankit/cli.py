@@ -414,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ema", action="store_true")
     e.add_argument("--json", action="store_true", help="print the full result as JSON (for programs) instead of "
                    "the table; eval.json in a run folder is always JSON")
-    e.add_argument("--inception", metavar="WEIGHTS", help="use InceptionV3 (pool3) from this weights file as extractor")
+    e.add_argument("--inception", metavar="WEIGHTS", help="use InceptionV3 (pool3) from this weights file as "
+                   "extractor (default for images other than 28x28/32x32 gray: pytorch-fid's weights, downloaded "
+                   "once and verified)")
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="benchmarks over seeds: modes (2-D mode collapse), remedies (modes for "

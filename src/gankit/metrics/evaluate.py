@@ -309,15 +309,18 @@ class CenterCrop(nn.Module):
 
 
 def default_extractor(shape: tuple[int, ...]) -> nn.Module:
+    """The project's digit CNN for 1x28x28 images (1x32x32: their centre 28x28), the FID InceptionV3
+    with pytorch-fid's weights (fetched once, verified; `inception.fetched_inception`) for any other
+    image. Raises GankitError (one line) when those weights cannot be fetched."""
     from .classifier import load_digit_classifier
 
     if tuple(shape) == (1, 28, 28):
         return load_digit_classifier()
     if tuple(shape) == (1, 32, 32):
         return CenterCrop(load_digit_classifier(), 28)
-    raise GankitError(f"no default feature extractor for images of shape {tuple(shape)}: the project's digit "
-                      "classifier needs 1x28x28 (or 1x32x32, centre-cropped); pass InceptionV3 weights "
-                      "(--inception FILE) or your own module")
+    from .inception import fetched_inception
+
+    return fetched_inception()
 
 
 def _cannot(need: Needs, c: EvalContext) -> str | None:
@@ -415,6 +418,9 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
     if extractor is not None:
         protocol["extractor"] = ctx.ext
         protocol["extractor_weights"] = getattr(extractor, "weights_sha", "user-supplied")
+        for attr in ("weights_sha256", "weights_source"):  # the full hash and URL where known (Inception)
+            if hasattr(extractor, attr):
+                protocol[f"extractor_{attr}"] = getattr(extractor, attr)
     out["protocol"] = protocol | ctx.protocol
     if ctx.warnings:
         out["warnings"] = ctx.warnings

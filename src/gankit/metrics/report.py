@@ -86,6 +86,8 @@ def table(result: dict[str, Any]) -> str:
         what += f" (step {p['step']}{', EMA generator' if p.get('ema') else ''})"
     against = f" against {p['reference']} ({p.get('n_real', '?')} examples)" if "reference" in p else ""
     feats = f", features: {p['extractor']}" if "extractor" in p else ""
+    if feats and "extractor_weights" in p:  # which weights: numbers under other weights are not comparable
+        feats += f" (weights {p['extractor_weights']})"
     out = [f"{what}{against}{feats}", *lines]
     if base and "real_vs_real" in p:
         out.append(f"real vs real: {p['real_vs_real']}")
