@@ -114,6 +114,9 @@ def test_fetch_downloads_once_and_keeps_the_full_hash(served, tmp_path, monkeypa
     record = path.with_name(served.name + ".sha256")
     assert record.read_text().strip() == served.digest  # trust on first use
     assert _fetch(served, served.digest[:8]) == path and served.hits == 1  # cached: no second download
+    record.unlink()  # a cached copy that matches the prefix gets its record back, still without a download
+    assert _fetch(served, served.digest[:8]) == path and served.hits == 1
+    assert record.read_text().strip() == served.digest
     path.write_bytes(served.body[:100])  # a damaged cached copy is fetched again
     assert _fetch(served, served.digest[:8]).read_bytes() == served.body and served.hits == 2
     # once recorded, the full hash is required: other bytes behind the same prefix are refused

@@ -369,7 +369,10 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
 
     Returns a JSON-ready dict (NaN and inf are None, each said in "warnings"): the values, "protocol",
     and when there are any "warnings" (unreliable values) and "skipped" ({metric: why it could not be
-    computed}; see `gankit.metrics.evaluate`). Raises GankitError when no metric could be computed."""
+    computed}; see `gankit.metrics.evaluate`). Images other than 1x28x28 / 1x32x32 digits are scored in
+    InceptionV3 features with pytorch-fid's weights, downloaded once into the cache and SHA-256 checked
+    (`metrics.weights.fetch`), or with the file `inception_weights`. Raises GankitError when no metric
+    could be computed or the Inception weights cannot be fetched or verified."""
     from .config import DataConfig
     from .data import build as build_data
     from .data.files import load_path

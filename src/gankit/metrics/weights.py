@@ -64,6 +64,8 @@ def fetch(url: str, sha256: str, *, what: str = "weights", flag: str = "", progr
         want, full = _expected(path, sha256)
         got = _sha256(path)
         if got == want if full else got.startswith(want):
+            if not full:  # a copy put there by hand, or one whose record was lost
+                _record(path, got)
             return path
         # a damaged or replaced cached copy is never used: fetched again below
         log.warning("%s: sha256 %s, expected %s; deleting it and downloading again", path, got, want)
@@ -88,12 +90,17 @@ def fetch(url: str, sha256: str, *, what: str = "weights", flag: str = "", progr
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    if not full:  # trust on first use: later uses and downloads must give these exact bytes
-        record = path.with_name(name + ".sha256")
-        part = record.with_name(f".{record.name}.part{os.getpid()}")
-        part.write_text(got + "\n")
-        os.replace(part, record)
+    if not full:
+        _record(path, got)
     return path
+
+
+def _record(path: Path, digest: str) -> None:
+    """Trust on first use: later uses and downloads of `path` must give these exact bytes."""
+    record = path.with_name(path.name + ".sha256")
+    part = record.with_name(f".{record.name}.part{os.getpid()}")
+    part.write_text(digest + "\n")
+    os.replace(part, record)
 
 
 class _Failed(Exception):
