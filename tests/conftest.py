@@ -37,12 +37,14 @@ def _private_feature_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_weights_download(monkeypatch):
-    # no test reaches outside this machine: the FID Inception weights "come from" a closed loopback
+    # no test reaches outside this machine: the FID Inception and DINOv2 weights "come from" a closed loopback
     # port unless a test serves them itself (tests/test_inception_weights.py)
-    from gankit.metrics import inception
+    from gankit.metrics import dinov2, inception
 
     name = inception.INCEPTION_URL.rsplit("/", 1)[-1]
     monkeypatch.setattr(inception, "INCEPTION_URL", f"http://127.0.0.1:{_CLOSED_PORT}/{name}")
+    name = dinov2.DINOV2_URL.rsplit("/", 1)[-1]
+    monkeypatch.setattr(dinov2, "DINOV2_URL", f"http://127.0.0.1:{_CLOSED_PORT}/{name}")
 
 
 def _closed_port():

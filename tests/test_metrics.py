@@ -171,7 +171,7 @@ def test_evaluate_rejects_bad_input():
 
 
 def test_registry_lists_every_metric():
-    assert set(metrics.names()) == {"fid", "kid", "is", "prdc", "classes", "modes", "stacked", "cond"}
+    assert set(metrics.names()) == {"fid", "fd_dinov2", "kid", "is", "prdc", "classes", "modes", "stacked", "cond"}
 
 
 # --- with the project's shipped digit classifier ------------------------------------------------

@@ -363,7 +363,8 @@ def export(run: str | Path, out: str | Path, *, ema: bool = True, format: str | 
 
 def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int | None = None,
              against: str | None = None, seed: int = 0, ema: bool = True,
-             inception_weights: str | Path | None = None) -> dict:
+             inception_weights: str | Path | None = None, features: str = "auto",
+             dinov2_weights: str | Path | None = None) -> dict:
     """Score a run folder or an export folder (samples drawn from its generator), a .npy/.npz of
     samples or an image folder against real data: the run's own data, or `against` (a dataset name or path).
 
@@ -372,7 +373,17 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
     computed}; see `gankit.metrics.evaluate`). Images other than 1x28x28 / 1x32x32 digits are scored in
     InceptionV3 features with pytorch-fid's weights, downloaded once into the cache and SHA-256 checked
     (`metrics.weights.fetch`), or with the file `inception_weights`. Raises GankitError when no metric
-    could be computed or the Inception weights cannot be fetched or verified."""
+    could be computed or the Inception weights cannot be fetched or verified.
+
+    `features="dinov2"` (implied by `dinov2_weights`) scores images of any shape in DINOv2 ViT-S/14
+    features instead (official weights fetched once like Inception's, or the file `dinov2_weights`),
+    by default with FD_DINOv2 only (`fd_dinov2_vits14_<n>`); other feature metrics can be asked for."""
+    if dinov2_weights:
+        features = "dinov2"
+    if features not in ("auto", "dinov2"):
+        raise GankitError(f"unknown features {features!r}; known: auto, dinov2")
+    if features == "dinov2" and inception_weights:
+        raise GankitError("--inception and --features dinov2 choose different extractors; pass one")
     from .config import DataConfig
     from .data import build as build_data
     from .data.files import load_path
@@ -392,10 +403,10 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
         family = family_of(g.cfg)
         res = None
         if type(family).evaluate is not Family.evaluate:  # the family scores its runs its own way
-            if metrics or against or inception_weights:
+            if metrics or against or inception_weights or features != "auto":
                 raise GankitError(f"{target} is a {family.name} run: gankit eval gives its own held-out scores; "
-                                  "--metrics, --against and --inception apply to runs that generate from noise "
-                                  "and to sample files")
+                                  "--metrics, --against, --inception and --features apply to runs that generate "
+                                  "from noise and to sample files")
             res = family.evaluate(g, n or 0, seed)
         if res is not None:
             res["protocol"].update({where: str(target), "step": g.step, "ema": g.ema})
@@ -419,6 +430,13 @@ def evaluate(target: str | Path, *, metrics: Sequence[str] | None = None, n: int
         from .metrics.inception import load_inception
 
         extractor = load_inception(inception_weights)
+    if features == "dinov2":
+        if not reference.is_image:
+            raise GankitError(f"--features dinov2 scores images; {reference.name} holds points")
+        from .metrics.dinov2 import fetched_dinov2, load_dinov2
+
+        extractor = load_dinov2(dinov2_weights) if dinov2_weights else fetched_dinov2()
+        metrics = metrics or ["fd_dinov2"]
     result = evaluate_samples(fake, reference, list(metrics) if metrics else None, extractor=extractor, seed=seed,
                               labels=labels)
     result["protocol"].update(source)

@@ -189,7 +189,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
         raise GankitError(f"--n must be at least 1, got {a.n}")
     # raises GankitError (exit 2) only when no metric could be computed
     result = api.evaluate(a.target, metrics=names, n=a.n, against=a.against, seed=a.seed, ema=not a.no_ema,
-                          inception_weights=a.inception)
+                          inception_weights=a.inception, features=a.features, dinov2_weights=a.dinov2)
     text = json.dumps(result, indent=1, allow_nan=False)  # api.evaluate gives null for NaN/inf
     if a.json:
         print(text, flush=True)  # the results first: a failed write below must not lose them
@@ -417,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--inception", metavar="WEIGHTS", help="use InceptionV3 (pool3) from this weights file as "
                    "extractor (default for images other than 28x28/32x32 gray: pytorch-fid's weights, downloaded "
                    "once and verified)")
+    e.add_argument("--features", choices=["auto", "dinov2"], default="auto",
+                   help="auto (default): the digit CNN for 28x28/32x32 gray, InceptionV3 otherwise; dinov2: "
+                   "DINOv2 ViT-S/14 class-token features and FD_DINOv2 (Stein et al. 2023: agrees with human "
+                   "judgement better than FID), official weights downloaded once")
+    e.add_argument("--dinov2", metavar="WEIGHTS", help="DINOv2 ViT-S/14 weights file (the official "
+                   "dinov2_vits14_pretrain.pth, offline); implies --features dinov2")
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="benchmarks over seeds: modes (2-D mode collapse), remedies (modes for "

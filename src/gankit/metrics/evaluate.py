@@ -143,6 +143,21 @@ def _fid(c: EvalContext) -> dict[str, Any]:
     return {f"fid_{c.ext}_{c.n}": f.value}
 
 
+@register("fd_dinov2", "FD_DINOv2 (Stein et al. 2023): Fréchet distance of DINOv2 class-token features "
+          "(gankit eval --features dinov2)",
+          Needs(distances.FID_MIN, distances.FID_MIN, "a covariance needs two", features=True))
+def _fd_dinov2(c: EvalContext) -> dict[str, Any]:
+    # the same Fréchet distance as fid, named for its features: the architecture stays in the name
+    # (dinov2_vits14), since the paper's values are ViT-L/14's
+    if not c.ext.startswith("dinov2"):
+        raise GankitError(f"needs DINOv2 features (--features dinov2), not {c.ext}")
+    if c.identical:
+        return {f"fd_{c.ext}_{c.n}": 0.0}
+    f = c.frechet("fd_dinov2", c.real_feats[0], c.fake_feats[0])
+    c.protocol.update(fd_zero_tolerance=f.tolerance, fd_diagonal_offset=f.offset)
+    return {f"fd_{c.ext}_{c.n}": f.value}
+
+
 @register("kid", "kernel distance: unbiased cubic-kernel MMD^2 over 100 subsets, mean and std",
           Needs(distances.KID_MIN, distances.KID_MIN, "its unbiased estimate averages over pairs of distinct "
                 "samples", features=True))
@@ -344,7 +359,7 @@ def _cannot(need: Needs, c: EvalContext) -> str | None:
 def _same_data_warning(c: EvalContext, done: list[str]) -> str | None:
     """A set scored against itself, or samples that copy reference examples (the features say so)."""
     if c.identical:
-        zero = [m for m in ("fid", "kid") if m in done]
+        zero = [m for m in ("fid", "fd_dinov2", "kid") if m in done]
         return (f"{', '.join(done)}: the samples are the reference {c.reference.name} itself (the same "
                 f"{len(c.fake)} examples, in any order)" + (f": {' and '.join(zero)} are 0 by definition"
                                                              if zero else ""))
@@ -402,8 +417,8 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
             skipped[name] = str(e)
     if not done:
         raise GankitError("; ".join(f"{n}: {why}" for n, why in skipped.items()))
-    if {"fid", "kid", "prdc"} & set(done) and (same := _same_data_warning(ctx, [m for m in done if m in
-                                                                            ("fid", "kid", "prdc")])):
+    if {"fid", "fd_dinov2", "kid", "prdc"} & set(done) and (same := _same_data_warning(
+            ctx, [m for m in done if m in ("fid", "fd_dinov2", "kid", "prdc")])):
         ctx.warnings.append(same)
     base = real_vs_real(ctx, [m for m in done if m in REAL_VS_REAL], out)
     if base:
@@ -429,7 +444,7 @@ def evaluate(fake: Tensor, reference: Dataset, names: list[str] | None = None, e
     return out
 
 
-REAL_VS_REAL = ("fid", "kid", "is", "prdc", "classes")
+REAL_VS_REAL = ("fid", "fd_dinov2", "kid", "is", "prdc", "classes")
 
 
 def real_vs_real(ctx: EvalContext, names: list[str], result: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ MEANINGS: list[tuple[str, str, str]] = [
     ("class_accuracy_", "↑", "share of outputs the classifier names as the target's class"),
     ("r_", "↑", "correlation of a measured attribute with the one the caption asked for"),
     ("wer_", "↓", "word error rate: share of words the recogniser hears as another word"),
+    ("fd_dinov2_", "↓", "FD_DINOv2: Fréchet distance in DINOv2 features (closer to human judgement than FID)"),
     ("fd_", "↓", "Fréchet distance in the recogniser's features"),
     ("diversity_", "↑", "spread of samples for one condition, relative to real data's (1 = as varied)"),
     ("auroc", "↑", "area under the ROC curve: normal vs anomalous held-out examples (0.5 = chance)"),

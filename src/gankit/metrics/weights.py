@@ -7,7 +7,8 @@ renamed into place (atomic), so a truncated or mismatching file is never used an
 the cached one. `sha256` is the publisher's full hash, or the prefix that torch.hub's convention
 puts in the file name (`name-<first 8 hex>.pth`, as pytorch-fid's release); with a prefix only,
 the full hash of the first good download is recorded beside the file (`<file>.sha256`) and every
-later use, or download, must match it (trust on first use).
+later use, or download, must match it (trust on first use). An empty `sha256` is that mode for a
+publisher that gives no hash at all (DINOv2's release): any first download is accepted and recorded.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _expected(path: Path, sha256: str) -> tuple[str, bool]:
         return sha256, len(sha256) == 64
     got = record.read_text().strip()
     if len(got) != 64 or not got.startswith(sha256):
-        raise GankitError(f"{record}: damaged hash record (expected 64 hex digits starting {sha256}); delete it")
+        raise GankitError(f"{record}: damaged hash record (expected 64 hex digits"
+                          f"{' starting ' + sha256 if sha256 else ''}); delete it")
     return got, True
 
 
@@ -77,7 +79,7 @@ def fetch(url: str, sha256: str, *, what: str = "weights", flag: str = "", progr
         raise GankitError(f"cannot create {path.parent} for {what} ({e.strerror}): set GANKIT_CACHE to a "
                           f"writable folder{' or pass ' + flag if flag else ''}") from None
     tmp = path.with_name(f".{name}.part{os.getpid()}")
-    hashed = f"sha256 {want}" if full else f"sha256 starting {want}"
+    hashed = f"sha256 {want}" if full else f"sha256 starting {want}" if want else "no published sha256"
     log.info("downloading %s from %s", what, url)
     try:
         try:
