@@ -164,20 +164,9 @@ class DinoV2(nn.Module):
 
 
 def _read(p: Path) -> dict:
-    if not p.exists():
-        raise GankitError(f"{p}: no such DINOv2 weights file")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from .weights import read_state_dict
 
-            sd = load_file(str(p))
-        else:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # many error types for a foreign or truncated file
-        raise GankitError(f"{p}: cannot read DINOv2 weights ({type(e).__name__})") from None
-    if not isinstance(sd, dict):
-        raise GankitError(f"{p}: expected a state dict of tensors")
-    return sd
+    return read_state_dict(p, "DINOv2")
 
 
 def load_dinov2(path: str | Path) -> DinoV2:

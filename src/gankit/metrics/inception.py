@@ -173,20 +173,10 @@ def load_inception(path: str | Path) -> InceptionV3FID:
     which may be absent (PyTorch's BatchNorm fills them in on load, so pytorch-fid accepts such a
     file, and eval never reads them). Raises GankitError (one line) for a missing file, an
     unreadable one, or a missing, unexpected or misshapen key (named)."""
-    p = Path(path)
-    if not p.exists():
-        raise GankitError(f"{p}: no such Inception weights file")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from .weights import read_state_dict
 
-            sd = load_file(str(p))
-        else:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # many error types for a foreign or truncated file
-        raise GankitError(f"{p}: cannot read Inception weights ({type(e).__name__})") from None
-    if not isinstance(sd, dict):
-        raise GankitError(f"{p}: expected a state dict of tensors")
+    p = Path(path)
+    sd = read_state_dict(p, "Inception")
     sd = {k: v for k, v in sd.items() if not k.startswith(("fc.", "AuxLogits."))}
     net = InceptionV3FID()
     own = net.state_dict()

@@ -138,3 +138,26 @@ def _download(url: str, tmp: Path, name: str, progress: bool | None) -> str:
     if size is not None and done != size:
         raise _Failed(f"truncated: {done} of {size} bytes")
     return h.hexdigest()
+
+
+def read_state_dict(path: str | Path, what: str) -> dict:
+    """A weights file (.pth read with weights_only=True, or .safetensors) as a state dict; `what`
+    names the weights in the one-line GankitError for a missing, unreadable or foreign file."""
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        raise GankitError(f"{p}: no such {what} weights file")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(p))
+        else:
+            sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # many error types for a foreign or truncated file
+        raise GankitError(f"{p}: cannot read {what} weights ({type(e).__name__})") from None
+    if not isinstance(sd, dict):
+        raise GankitError(f"{p}: expected a state dict of tensors")
+    return sd
+
