@@ -47,6 +47,16 @@ def test_omp_num_threads_and_train_threads_fix_the_count(monkeypatch):
     assert threads.requested(0) == 0
 
 
+def test_freed_memory_is_kept_where_glibc_allows():
+    import platform
+
+    import pytest
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert threads.keep_freed_memory() is True  # mallopt accepted both settings
+
+
 def test_short_spin_respects_the_users_choice(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)

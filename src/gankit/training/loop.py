@@ -236,7 +236,8 @@ def _config_edits(run_dir: Path, ck: dict[str, Any], overrides: list[str]) -> li
 
 
 def _join(cfg: Config) -> distributed.World:
-    """Threads for this process and, under torchrun, the process group."""
+    """Threads and the allocator for this process and, under torchrun, the process group."""
+    threads.keep_freed_memory()
     world = distributed.from_env()
     distributed.check(cfg, world)
     distributed.init(world, distributed.device_for(world, precision.device_of(cfg.train.device)))

@@ -101,3 +101,27 @@ def process_age() -> float | None:
         return round(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
     except (OSError, ValueError, IndexError):
         return None
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD = -1, -2
+
+
+def keep_freed_memory(trim: int = 1 << 30, top_pad: int = 128 << 20) -> bool:
+    """Ask glibc's malloc to keep up to `trim` bytes of freed heap instead of returning it to the
+    system after every step, and to grow the heap `top_pad` bytes at a time (mallopt; True when
+    applied, False off glibc). Why: after a large dataset was decoded (a 60 000-image IDX file's
+    temporary arrays), glibc's dynamic thresholds made each step's activations be freed back to the
+    system and faulted in again: `gankit train` measured 13-16 % slower per step than on mnist5k
+    with the same nets; with these settings it was not slower (19.2-19.5 against 19.1-19.3 ms), and
+    mnist5k runs got faster too (21 -> 19 ms). The cost: a training process may hold up to `trim`
+    bytes it no longer uses. Setting the values explicitly also stops glibc adjusting them."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
+        return False
+    return bool(mallopt(_M_TRIM_THRESHOLD, trim)) and bool(mallopt(_M_TOP_PAD, top_pad))
