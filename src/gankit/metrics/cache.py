@@ -19,8 +19,14 @@ log = logging.getLogger("gankit")
 PREPROCESSING = "v2"  # bump when the way images reach the extractor changes (v2: BatchNorm folded)
 
 
+def root() -> Path:
+    """gankit's cache folder: $GANKIT_CACHE or ~/.cache/gankit (features, weights, the decoded
+    digits, the autotuner's choices and the speech corpus each have a sub-folder)."""
+    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit"))
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "features"
+    return root() / "features"
 
 
 def key(x: Tensor, extractor_id: str) -> str:

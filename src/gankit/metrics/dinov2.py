@@ -20,7 +20,6 @@ numbers carry `dinov2_vits14` in their names and are not comparable with the pap
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -176,21 +175,9 @@ def load_dinov2(path: str | Path) -> DinoV2:
     unexpected or misshapen key."""
     p = Path(path)
     sd = _read(p)
-    net = DinoV2()
-    own = net.state_dict()
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and (not isinstance(sd[k], Tensor) or own[k].shape != sd[k].shape)]
-    if missing or extra or wrong:
-        bad = missing or extra or wrong
-        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        detail = (f"missing key {bad[0]}" if missing else f"unexpected key {bad[0]}" if extra else
-                  f"{bad[0]} has shape {tuple(getattr(sd[bad[0]], 'shape', ()))}, not {tuple(own[bad[0]].shape)}")
-        raise GankitError(f"{p}: not DINOv2 ViT-S/14 weights ({detail}{more})")
-    net.load_state_dict(sd, strict=True)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    net.weights_sha, net.weights_sha256 = digest[:12], digest
-    return net.eval()
+    from .weights import load_strict
+
+    return load_strict(DinoV2(), sd, p, "DINOv2 ViT-S/14")
 
 
 def fetched_dinov2(progress: bool | None = None) -> DinoV2:

@@ -10,14 +10,11 @@ Accepts torchvision-style state dicts (e.g. pytorch-fid's pt_inception-2015-12-0
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from ..errors import GankitError
 
 # pytorch-fid's release (src/pytorch_fid/inception.py, FID_WEIGHTS_URL): the TF inception-2015-12-05
 # graph ported to PyTorch. Its name carries the first 8 hex digits of its SHA-256 (torch.hub's
@@ -173,7 +170,7 @@ def load_inception(path: str | Path) -> InceptionV3FID:
     which may be absent (PyTorch's BatchNorm fills them in on load, so pytorch-fid accepts such a
     file, and eval never reads them). Raises GankitError (one line) for a missing file, an
     unreadable one, or a missing, unexpected or misshapen key (named)."""
-    from .weights import read_state_dict
+    from .weights import load_strict, read_state_dict
 
     p = Path(path)
     sd = read_state_dict(p, "Inception")
@@ -183,19 +180,7 @@ def load_inception(path: str | Path) -> InceptionV3FID:
     counters = [k for k in own if k.endswith(".num_batches_tracked")]
     for k in counters:
         sd.setdefault(k, own[k])
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and (not isinstance(sd[k], Tensor) or own[k].shape != sd[k].shape)]
-    if missing or extra or wrong:
-        bad = (missing or extra or wrong)
-        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        detail = (f"missing key {bad[0]}" if missing else f"unexpected key {bad[0]}" if extra else
-                  f"{bad[0]} has shape {tuple(getattr(sd[bad[0]], 'shape', ()))}, not {tuple(own[bad[0]].shape)}")
-        raise GankitError(f"{p}: not InceptionV3 FID weights ({detail}{more})")
-    net.load_state_dict(sd, strict=True)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    net.weights_sha, net.weights_sha256 = digest[:12], digest
-    return net.eval()
+    return load_strict(net, sd, p, "InceptionV3 FID")
 
 
 def fetched_inception(progress: bool | None = None) -> InceptionV3FID:

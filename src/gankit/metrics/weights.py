@@ -21,6 +21,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from ..errors import GankitError
 
@@ -30,7 +31,9 @@ TIMEOUT_S = 30  # per socket operation: a stalled server is an error, not a hang
 
 
 def weights_dir() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "weights"
+    from .cache import root
+
+    return root() / "weights"
 
 
 def _sha256(path: Path) -> str:
@@ -160,4 +163,27 @@ def read_state_dict(path: str | Path, what: str) -> dict:
     if not isinstance(sd, dict):
         raise GankitError(f"{p}: expected a state dict of tensors")
     return sd
+
+
+def load_strict(net: Any, sd: dict, path: Path, what: str) -> Any:
+    """Load `sd` into `net` requiring every key with its shape and no other (GankitError naming the
+    first missing, unexpected or misshapen key and how many more); tags the net with its weights'
+    SHA-256 (`weights_sha`, 12 digits, names cached features; `weights_sha256`) and returns it in
+    eval mode."""
+    import torch
+
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd]
+    extra = [k for k in sd if k not in own]
+    wrong = [k for k in own if k in sd and (not isinstance(sd[k], torch.Tensor) or own[k].shape != sd[k].shape)]
+    if missing or extra or wrong:
+        bad = missing or extra or wrong
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        detail = (f"missing key {bad[0]}" if missing else f"unexpected key {bad[0]}" if extra else
+                  f"{bad[0]} has shape {tuple(getattr(sd[bad[0]], 'shape', ()))}, not {tuple(own[bad[0]].shape)}")
+        raise GankitError(f"{path}: not {what} weights ({detail}{more})")
+    net.load_state_dict(sd, strict=True)
+    digest = _sha256(Path(path))
+    net.weights_sha, net.weights_sha256 = digest[:12], digest
+    return net.eval()
 

@@ -126,9 +126,9 @@ def machine() -> dict[str, Any]:
 
 
 def _cache_path(key: str) -> Path:
-    from ..metrics.cache import cache_dir
+    from ..metrics.cache import root
 
-    return cache_dir().parent / "autotune" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+    return root() / "autotune" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
 
 
 def _read(path: Path, key: str) -> tuple[str, str, int, dict[str, float]] | None:
@@ -203,9 +203,10 @@ def autotune(cfg: Config, data_x: Tensor, labels: Tensor | None, inputs: Tensor 
                       repr(vars(cfg.loss)), repr(vars(cfg.text)), repr(vars(cfg.anomaly)), cfg.optim.impl,
                       str(device), thread_options, machine(), __version__])
     path = _cache_path(key)
-    cached = key in _CHOSEN or _read(path, key) is not None
-    if key not in _CHOSEN:
+    cached = key in _CHOSEN
+    if not cached:
         hit = _read(path, key)
+        cached = hit is not None
         if hit is not None:
             _CHOSEN[key] = hit
         else:
