@@ -2,7 +2,6 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-THREADS ?= $(shell nproc)
 DEMO_SECONDS ?= 180
 
 .PHONY: setup espeak browser demo test lint clean
