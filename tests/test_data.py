@@ -31,6 +31,25 @@ def test_mnist5k_has_500_per_class():
     assert ds.x.min() == -1 and ds.x.max() == 1  # uint8 0..255 mapped to [-1,1]
 
 
+def test_shapes_are_fixed_balanced_rgb_and_cached(monkeypatch):
+    from gankit.data import shapes
+
+    ds = load("shapes")
+    assert ds.shape == (3, 32, 32) and len(ds) == 3000 and ds.classes == ["circle", "square", "triangle"]
+    assert torch.bincount(ds.y).tolist() == [1000] * 3
+    assert load("shapes", split="test").shape == (3, 32, 32) and len(load("shapes", split="test")) == 300
+    # colour: the three channels differ (the set is not grey)
+    assert float((ds.x[:, 0] - ds.x[:, 1]).abs().mean()) > 0.05
+    # the cached copy is what drawing gives: the same seed, the same images on every machine
+    rng = np.random.default_rng(0)
+    first = [shapes.draw(rng, c) for c in (0, 1, 2)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, shapes.arrays()[0][:3], strict=True))
+    shapes.arrays.cache_clear()
+    monkeypatch.setattr(shapes, "draw", lambda *a: pytest.fail("drew again instead of reading the cache"))
+    assert np.array_equal(shapes.arrays()[0], ((ds.x.numpy() + 1) * 127.5).round().astype(np.uint8))
+    shapes.arrays.cache_clear()
+
+
 def test_digits8_range():
     ds = load("digits8")
     assert ds.shape == (1, 8, 8) and len(ds) == 1797 and ds.x.min() == -1 and ds.x.max() == 1

@@ -20,6 +20,7 @@ from gankit.errors import ConfigError, DataError, GankitError
 from gankit.families.translation import ImagePool
 from gankit.metrics.translation import psnr, ssim
 from gankit.nets import build
+from gankit.nets.masks import HELD_OUT, draw, mask_families
 from gankit.nets.perceptual import VGGFeatures, feature_net
 from gankit.nets.translation import (
     TASK_MODELS,
@@ -27,7 +28,6 @@ from gankit.nets.translation import (
     UNet,
     local_crop,
     patchgan,
-    random_masks,
     receptive_field,
     resnet_translator,
 )
@@ -255,8 +255,8 @@ def test_image_pool_keeps_a_history_and_is_seeded():
 
 
 def test_masks_are_seeded_sized_and_cropped_around_the_hole():
-    m = random_masks(64, 28, 28, torch.Generator().manual_seed(0))
-    assert torch.equal(m, random_masks(64, 28, 28, torch.Generator().manual_seed(0)))
+    m = draw("rect,strokes", 64, 28, 28, torch.Generator().manual_seed(0))
+    assert torch.equal(m, draw("rect,strokes", 64, 28, 28, torch.Generator().manual_seed(0)))
     share = m.mean((1, 2, 3))
     assert (share > 0.01).all() and (share < 0.6).all()  # every image has a hole, never most of it
     x = torch.arange(28.0).expand(1, 1, 28, 28).clone()
@@ -264,6 +264,34 @@ def test_masks_are_seeded_sized_and_cropped_around_the_hole():
     hole[..., 20:24, 20:24] = 1
     crop = local_crop(x, hole, 14)
     assert crop.shape == (1, 1, 14, 14) and float(crop.max()) == 27 and float(crop.min()) == 14
+
+
+def test_every_mask_family_is_seeded_covers_its_share_and_mixes():
+    shares = {}
+    for name in mask_families:
+        m = draw(name, 200, 28, 28, torch.Generator().manual_seed(1))
+        assert m.shape == (200, 1, 28, 28) and set(m.unique().tolist()) <= {0.0, 1.0}
+        assert torch.equal(m, draw(name, 200, 28, 28, torch.Generator().manual_seed(1))), name
+        shares[name] = m.mean((1, 2, 3))
+        assert (shares[name] > 0.01).all(), f"{name}: an image without a hole"
+    assert float(shares["centre"].unique()) == 0.25  # 14x14 of 28x28
+    assert (shares["halfrect"] <= 0.5 + 1e-6).all() and float(shares["halfrect"].max()) > 0.35
+    assert 0.15 < float(shares["square"].min()) and float(shares["square"].max()) < 0.37
+    assert float(shares["disc"].mean()) > 0.1
+    # a mix draws each mask from one family: here every rect mask has a hole of at most half the image
+    mix = draw("square,bands", 400, 28, 28, torch.Generator().manual_seed(2))
+    full_rows = (mix.sum(3) == 28).any(2).squeeze(1) | (mix.sum(2) == 28).any(2).squeeze(1)
+    assert 100 < int(full_rows.sum()) < 300  # bands reach across the image, squares never do
+    assert set(HELD_OUT) <= set(mask_families)
+
+
+def test_unknown_mask_family_is_one_line(tiny):
+    with pytest.raises(ConfigError, match="mask family 'disk'.*disc"):
+        tiny("inpaint_mnist", "model.masks=rect,disk")
+    with pytest.raises(ConfigError, match="model.masks"):
+        tiny("inpaint_mnist", "model.masks=rect,")
+    with pytest.raises(ConfigError, match="model.masks"):  # a key pix2pix does not read
+        tiny("pix2pix_edges2digits", "model.masks=disc")
 
 
 def test_srgan_feature_loss_takes_a_vgg19_weights_file(tmp_path):

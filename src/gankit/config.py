@@ -64,6 +64,7 @@ class ModelConfig:
     scale: int = 0  # srgan: output/input size ratio; 0 = from the data, frozen at start
     patch_layers: int = 2  # PatchGAN: stride-2 layers (2: 34x34 receptive field, 3: 70x70)
     dropout_g: float = 0.0  # pix2pix: dropout in G's inner decoder levels (its noise source)
+    masks: str = "rect,strokes"  # inpainting: the hole families trained on (nets/masks.py), comma-separated
 
 
 @dataclass

@@ -4,7 +4,7 @@
 recognised from a path (image folder, IDX file, .npy/.npz). No torchvision.
 """
 
-from . import audio, paired  # noqa: F401  (register the spoken digits and the image-to-image built-ins)
+from . import audio, paired, shapes  # noqa: F401  (register the spoken digits, image-to-image built-ins, shapes)
 from .core import Dataset, adapt, build, datasets, held_out
 
 __all__ = ["Dataset", "adapt", "build", "datasets", "held_out"]

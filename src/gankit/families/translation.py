@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..nets.translation import complete, local_crop, random_masks
+from ..nets import masks as holes
+from ..nets.translation import complete, local_crop
 from .base import Batch, Family, Phase, families
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Translation(Family):
         g.eval()
         try:
             with torch.no_grad():
-                rows = example_rows(g, s.cfg.model.name, data, 8)
+                rows = example_rows(g, s.cfg.model.name, data, 8, masks=s.cfg.model.masks)
             return grid(torch.cat([r.float().cpu() for r in rows]), nrow=8, scale=2)
         finally:
             g.train(was)
@@ -204,14 +205,17 @@ class Inpainting(Translation):
 
     name, models, needs = "inpaint", ("inpaint",), "none"
     doc = "inpainting: context-encoder U-Net G (image + mask), global and local PatchGAN Ds"
-    keys = Translation.gen_keys | {"loss.l1_weight"}
+    keys = Translation.gen_keys | {"loss.l1_weight", "model.masks"}
+
+    def validate(self, cfg: Config) -> None:
+        holes.parse(cfg.model.masks)
 
     @staticmethod
     def _complete(s: TrainState, b: Batch) -> None:
         if b.fake is None:
             b.real = b.data[s.batch_indices(s.cfg.train.batch)]
             h, w = b.real.shape[-2:]
-            b.aux["mask"] = random_masks(len(b.real), h, w, s.noise).to(b.real.device)
+            b.aux["mask"] = holes.draw(s.cfg.model.masks, len(b.real), h, w, s.noise).to(b.real.device)
             _, b.fake = complete(s.g_run, b.real, b.aux["mask"])
 
     def d_main(self, s: TrainState, b: Batch) -> Tensor:
@@ -306,16 +310,17 @@ class ImagePool:
         return torch.cat(out)
 
 @torch.no_grad()
-def example_rows(g, name: str, data, n: int, seed: int = 0, bicubic: bool = False) -> list[Tensor]:
+def example_rows(g, name: str, data, n: int, seed: int = 0, bicubic: bool = False,
+                 masks: str = holes.DEFAULT) -> list[Tensor]:
     """Rows of n examples spread over `data` (the built-ins are sorted by class): input A, output
     G(A), target B. Inpainting: the input with its hole (0: mid-grey), the completion, the
-    original; CycleGAN (unpaired, no target): A, G_AB(A), the cycle G_BA(G_AB(A)); `bicubic` adds
+    original (holes from the `masks` families); CycleGAN (unpaired, no target): A, G_AB(A), the cycle G_BA(G_AB(A)); `bicubic` adds
     bicubic up-scaling under the output (super-resolution)."""
     device = next(g.parameters()).device
     pick = torch.linspace(0, len(data.x) - 1, n).long()
     b = data.x[pick].to(device)
     if name == "inpaint":
-        mask = random_masks(n, b.shape[-2], b.shape[-1], torch.Generator().manual_seed(seed)).to(device)
+        mask = holes.draw(masks, n, b.shape[-2], b.shape[-1], torch.Generator().manual_seed(seed)).to(device)
         return list(complete(g, b, mask)) + [b]
     if name == "cyclegan":
         a = data.a[torch.linspace(0, len(data.a) - 1, n).long()].to(device)

@@ -222,29 +222,7 @@ def build_inpaint(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modul
     return finish(g, cfg.init, cfg.norm_g), finish(d, cfg.init, cfg.norm_d)
 
 
-# --- inpainting's inputs: masks, completion, the local D's crop -------------------------------
-
-def random_masks(n: int, h: int, w: int, g: torch.Generator, free_form: float = 0.5) -> Tensor:
-    """(n, 1, h, w) masks, 1 = missing: a random rectangle (a quarter to half of each side), or
-    with probability `free_form` a few thick random strokes."""
-    m = torch.zeros(n, 1, h, w)
-    for i in range(n):
-        if torch.rand((), generator=g) < free_form:
-            y, x = int(torch.randint(h, (), generator=g)), int(torch.randint(w, (), generator=g))
-            for _ in range(int(torch.randint(2, 5, (), generator=g))):
-                dy, dx = torch.randint(-6, 7, (2,), generator=g).tolist()
-                for t in torch.linspace(0, 1, 12).tolist():
-                    cy, cx = int(y + t * dy), int(x + t * dx)
-                    m[i, 0, max(0, cy - 1): cy + 2, max(0, cx - 1): cx + 2] = 1
-                y, x = min(max(y + dy, 0), h - 1), min(max(x + dx, 0), w - 1)
-        else:
-            rh = int(torch.randint(h // 4, h // 2 + 1, (), generator=g))
-            rw = int(torch.randint(w // 4, w // 2 + 1, (), generator=g))
-            y = int(torch.randint(0, h - rh + 1, (), generator=g))
-            x = int(torch.randint(0, w - rw + 1, (), generator=g))
-            m[i, 0, y: y + rh, x: x + rw] = 1
-    return m
-
+# --- inpainting's inputs: completion, the local D's crop (masks: nets/masks.py) -------------------------------
 
 def complete(g, b: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Inpainting: G sees `b` with the hole (mask = 1) zeroed, plus the mask; the known pixels are
