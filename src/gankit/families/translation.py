@@ -313,9 +313,9 @@ class ImagePool:
 def example_rows(g, name: str, data, n: int, seed: int = 0, bicubic: bool = False,
                  masks: str = holes.DEFAULT) -> list[Tensor]:
     """Rows of n examples spread over `data` (the built-ins are sorted by class): input A, output
-    G(A), target B. Inpainting: the input with its hole (0: mid-grey), the completion, the
-    original (holes from the `masks` families); CycleGAN (unpaired, no target): A, G_AB(A), the cycle G_BA(G_AB(A)); `bicubic` adds
-    bicubic up-scaling under the output (super-resolution)."""
+    G(A), target B. Inpainting: the input with its hole (0: mid-grey; holes drawn from the `masks`
+    families), the completion, the original; CycleGAN (unpaired, no target): A, G_AB(A), the
+    cycle G_BA(G_AB(A)); `bicubic` adds bicubic up-scaling under the output (super-resolution)."""
     device = next(g.parameters()).device
     pick = torch.linspace(0, len(data.x) - 1, n).long()
     b = data.x[pick].to(device)
