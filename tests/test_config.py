@@ -79,3 +79,27 @@ def test_yaml_recipe_path_and_unknown_section(tmp_path):
     assert cfg.model.name == "mlp" and cfg.recipe == "mine"
     with pytest.raises(ConfigError, match="unknown recipe 'dcgan_mnst'; did you mean dcgan_mnist"):
         C.load_recipe("dcgan_mnst")
+
+
+@pytest.mark.parametrize(("shape", "count", "recipe"), [
+    ((1, 28, 28), 5000, C.DEFAULT_RECIPE),
+    ((1, 32, 32), 60000, C.DEFAULT_RECIPE),
+    ((1, 28, 28), 500, C.SMALL_DATA_RECIPE),  # few images
+    ((3, 32, 32), 3000, C.SMALL_DATA_RECIPE),  # colour
+    ((1, 64, 64), 9000, C.SMALL_DATA_RECIPE),  # larger
+    ((2,), 1000, C.TOY_RECIPE),
+])
+def test_recipe_for_data_by_channels_size_and_count(shape, count, recipe):
+    name, why = C.recipe_for_data(shape, count)
+    assert name == recipe and str(count) in why
+    assert name in C.recipe_names()
+
+
+def test_data_without_a_recipe_keeps_every_key_the_user_set():
+    cfg = make_config(None, data="shapes", overrides=["train.batch=16", "optim.lr_d=1e-4"], steps=7, seed=3)
+    assert cfg.recipe == C.AUTO
+    chosen = C.with_recipe(cfg, C.SMALL_DATA_RECIPE)
+    assert chosen.recipe == C.SMALL_DATA_RECIPE and chosen.reg.diffaug  # the recipe's own key
+    assert (chosen.train.batch, chosen.optim.lr_d, chosen.train.steps, chosen.train.seed) == (16, 1e-4, 7, 3)
+    assert chosen.data.source == "shapes"
+    assert make_config("dcgan_mnist_fast", data="shapes").recipe == "dcgan_mnist_fast"  # named: never replaced

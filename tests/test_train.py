@@ -346,3 +346,20 @@ def test_unknown_best_metric_is_a_clear_error(tmp_path):
     cfg = tiny_config("toy_ring", "train.eval_every=2", "train.eval_n=300", "train.best_metric=fid", steps=2)
     with pytest.raises(GankitError, match="train.best_metric='fid' is not among the eval results"):
         fit(cfg, tmp_path / "r")
+
+
+def test_train_on_data_alone_picks_a_recipe_from_the_data_and_says_so(tmp_path, caplog):
+    """`gankit train --data shapes` (colour): the small-data recipe with DiffAugment, the user's
+    settings on top, its name in the saved config and a note; the run folder is named by the data."""
+    import logging
+
+    from gankit.api import default_out
+
+    cfg = tiny_config(None, data="shapes", steps=2)
+    with caplog.at_level(logging.INFO, logger="gankit.note"):
+        fit(cfg, tmp_path / "r")
+    saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert saved["recipe"] == "dcgan_small_data" and saved["reg"]["diffaug"]
+    assert saved["train"]["batch"] == 16 and saved["data"]["n"] == 256  # the test's own settings kept
+    assert any("recipe: dcgan_small_data for shapes" in r.message for r in caplog.records)
+    assert default_out(cfg.recipe, "photos/my_cats/") == default_out("my_cats")

@@ -19,10 +19,13 @@ from .training.state import model_hash
 def make_config(recipe: str | None = None, data: str | None = None, overrides: Sequence[str] = (),
                 steps: int | None = None, seconds: float | None = None, batch: int | None = None,
                 seed: int | None = None) -> config_mod.Config:
-    """Recipe + --data + --set + flags -> one resolved, validated Config."""
+    """Recipe + --data + --set + flags -> one resolved, validated Config. `data` without a
+    recipe: the recipe is chosen from the data when it is read (config.recipe_for_data)."""
     cfg = config_mod.load_recipe(recipe)
     if data is not None:
         cfg.data.source = str(data)
+        if recipe is None:
+            cfg.recipe = config_mod.AUTO
     config_mod.apply_overrides(cfg, list(overrides))
     if seconds is not None:
         cfg.train.seconds = float(seconds)
@@ -39,7 +42,10 @@ def make_config(recipe: str | None = None, data: str | None = None, overrides: S
     return resolve(cfg)
 
 
-def default_out(recipe: str) -> Path:
+def default_out(recipe: str, data: str | None = None) -> Path:
+    """runs/RECIPE (runs/DATA for a recipe chosen from the data), then runs/RECIPE-2, ..."""
+    if recipe == config_mod.AUTO and data:
+        recipe = Path(data).name.split(".")[0] or recipe
     base = Path("runs") / recipe
     out, i = base, 2
     while out.exists():
@@ -68,7 +74,8 @@ def train(recipe: str | None = None, *, data: str | None = None, out: str | Path
     each step, each log row and the end. Raises GankitError (ConfigError, DataError) for bad
     input, TrainingDiverged when a loss or weight becomes NaN/inf."""
     cfg = make_config(recipe, data, overrides, steps, seconds, batch, seed)
-    return fit(cfg, Path(out) if out else default_out(cfg.recipe), _with_progress(callbacks, progress))
+    return fit(cfg, Path(out) if out else default_out(cfg.recipe, cfg.data.source),
+               _with_progress(callbacks, progress))
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, seconds: float | None = None,

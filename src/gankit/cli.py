@@ -60,7 +60,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             return _dry_run(cfg)
         from .training.loop import fit
 
-        result = fit(cfg, Path(a.out) if a.out else api.default_out(cfg.recipe), callbacks)
+        result = fit(cfg, Path(a.out) if a.out else api.default_out(cfg.recipe, cfg.data.source), callbacks)
     world = distributed.from_env()
     if world.main:
         procs = f", {world.size} processes" if world.active else ""

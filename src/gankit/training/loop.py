@@ -28,6 +28,7 @@ from ..monitor.card import write_card
 from ..monitor.images import grid, save_gif, save_png
 from ..monitor.log import RunLog
 from ..monitor.plots import loss_plot, scatter
+from ..notes import note
 from . import autotune, distributed, precision, rundir, threads
 from .evalhook import periodic_eval
 from .state import Sampler, TrainState, model_hash, new_state, state_from_checkpoint
@@ -84,9 +85,14 @@ class RunResult:
 
 def prepare(cfg: Config) -> tuple[Config, Dataset]:
     """Resolve the config for its family (foreign keys refused), build the data and let the
-    family check it and freeze what it derives from it."""
+    family check it and freeze what it derives from it. A config without a recipe (`--data`
+    alone) takes the one suited to the data (config.recipe_for_data), said in a note."""
     cfg = resolve_for_family(cfg)
     data = build_data(cfg.data)
+    if cfg.recipe == config_mod.AUTO:
+        name, why = config_mod.recipe_for_data(data.shape, len(data))
+        note(f"recipe: {name} for {cfg.data.source}: {why}; another with `gankit train RECIPE --data ...`")
+        cfg = resolve_for_family(config_mod.with_recipe(cfg, name))
     return cfg, family_of(cfg).prepare(cfg, data)
 
 
@@ -184,8 +190,6 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
         world = _join(cfg)
         env = threads.requested(0)
         if env and env != cfg.train.threads and not any(o.split("=")[0].strip() == "train.threads" for o in overrides):
-            from ..notes import note
-
             note(f"OMP_NUM_THREADS={env} is not applied: this run computes with train.threads={cfg.train.threads}, "
                  f"frozen at its start (the count changes the arithmetic); --set train.threads={env} changes it")
         extra: dict[str, Any] = {}
