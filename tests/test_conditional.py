@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import gankit
 from gankit.errors import ConfigError, GankitError
 from gankit.nets import build
-from gankit.nets.conditional import ConditionalBatchNorm, ConditionalG
+from gankit.nets.conditional import ConditionalBatchNorm, ConditionalG, SelfConditionedG
 from gankit.training.loop import fit, prepare
 from gankit.training.state import new_state
 from gankit.training.step import train_step
@@ -154,3 +154,56 @@ def test_cond_metric_accuracy_is_the_classifier_agreeing_with_the_asked_label():
     good = evaluate(x, ref, ["cond"], labels=y)
     bad = evaluate(x, ref, ["cond"], labels=(y + 1) % 10)
     assert good["cond_acc_mnistcnn_500"] > 0.97 and bad["cond_acc_mnistcnn_500"] < 0.05
+
+
+def test_self_conditioned_g_reads_its_cluster_from_z_at_the_data_frequencies(tiny):
+    cfg, data = prepare(_cond(tiny, "projection", "cbn", "model.clusters=5"))
+    g, _ = build(cfg.model, data.shape)
+    assert isinstance(g, SelfConditionedG) and g.n_classes == 5
+    g.set_frequencies(torch.tensor([10, 30, 20, 0, 40]))
+    assert torch.allclose(g.cdf, torch.tensor([0.1, 0.4, 0.6, 0.6, 1.0]))
+    z = torch.randn(40_000, cfg.model.z_dim, generator=torch.Generator().manual_seed(0))
+    share = torch.bincount(g.cluster_of(z), minlength=5).double() / len(z)
+    assert torch.allclose(share, torch.tensor([0.1, 0.3, 0.2, 0.0, 0.4], dtype=torch.float64), atol=0.01)
+    y = torch.tensor([0, 1, 2, 4] * 2500)
+    placed = g.place(z[: len(y)], y)
+    assert torch.equal(g.cluster_of(placed), y)  # place puts z in the slice of the cluster asked for
+    assert torch.equal(placed[:, 1:], z[: len(y), 1:]) and torch.isfinite(placed).all()
+    g.eval()
+    with torch.no_grad():  # G(z) is G(z, its cluster): an unconditional interface
+        assert torch.equal(g(placed[:8]), g(placed[:8], y[:8]))
+
+
+def test_self_conditioned_run_clusters_without_labels_and_samples_unconditionally(tiny, tmp_path, caplog):
+    import logging
+
+    sets = ("model.clusters=4", "train.ckpt_every=2")
+    cfg, data = prepare(_cond(tiny, "projection", "cbn", *sets))
+    assert cfg.model.n_classes == 4 and data.classes == [f"cluster {i}" for i in range(4)]
+    _, again = prepare(_cond(tiny, "projection", "cbn", *sets))
+    assert torch.equal(data.y, again.y)  # the same seed, the same clusters: a resume trains alike
+    with caplog.at_level(logging.INFO, logger="gankit.note"):
+        fit(_cond(tiny, "projection", "cbn", *sets), tmp_path / "run")
+    assert any("4 k-means clusters of 5000 images" in r.message for r in caplog.records)
+    g = gankit.load(tmp_path / "run")
+    assert not g.conditional and g.n_classes == 0
+    counts = torch.bincount(data.y, minlength=4).double()
+    assert torch.allclose(g.net.cdf.double(), counts.cumsum(0) / counts.sum(), atol=1e-6)
+    assert g.sample(3, seed=2).shape == (3, 1, 28, 28)
+    with pytest.raises(GankitError, match="not conditional"):
+        g.sample(2, label=1)
+    pytest.importorskip("onnxruntime")
+    # the cluster is read from z inside the traced graph (erf, not ndtr: ONNX has no ndtr); export
+    # checks the ONNX copy against eager sampling
+    gankit.export(tmp_path / "run", tmp_path / "onnx", format="onnx")
+    assert gankit.resume(tmp_path / "run", steps=6).step == 6
+
+
+@pytest.mark.parametrize(("sets", "match"), [
+    (("model.cond=none", "model.clusters=4"), "needs at least 2 clusters and a conditional D"),
+    (("model.clusters=1",), "needs at least 2 clusters"),
+    (("model.clusters=4", "model.n_classes=10"), "the clusters are the classes"),
+])
+def test_self_conditioning_config_errors(tiny, sets, match):
+    with pytest.raises(ConfigError, match=match):
+        prepare(_cond(tiny, "projection", "cbn", *sets))

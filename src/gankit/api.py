@@ -195,7 +195,9 @@ class Generator:
 
     @property
     def conditional(self) -> bool:
-        return self.cfg.model.cond != "none"
+        """Takes a class label. A self-conditioned G (`model.clusters`) does not: it reads its
+        cluster from z, so it samples like an unconditional one."""
+        return self.cfg.model.cond != "none" and not self.cfg.model.clusters
 
     @property
     def n_classes(self) -> int:

@@ -54,6 +54,7 @@ class ModelConfig:
     cond: str = "none"  # class-conditional D: none | concat | projection | acgan (auxiliary classifier)
     cond_g: str = "concat"  # how a conditional G sees the label: concat (one-hot to z) | cbn (conditional BN)
     n_classes: int = 0  # classes of a conditional model; 0 = from the data's labels, frozen at start
+    clusters: int = 0  # self-conditioning: condition on this many k-means clusters of the images, not labels; 0 = off
     attention: int = 0  # SAGAN self-attention block at this feature-map size in G and D (dcgan, resnet); 0 = off
     grow_steps: int = 1000  # progan: steps of the first stage and of each later stage's fade-in and stable phase
     mapping: int = 4  # stylegan: layers of the mapping network z -> w
@@ -413,7 +414,8 @@ def validate(cfg: Config) -> Config:
         "optim.decay_steps", "reg.gp_weight", "reg.r1_gamma", "reg.weight_clip", "reg.instance_noise",
         "reg.instance_noise_steps", "model.dropout_d", "data.n", "data.image_size", "data.channels",
         "model.leaky_slope", "train.collapse_ratio", "train.collapse_after", "train.eval_every", "train.eval_n",
-        "train.unroll", "train.workers", "model.n_classes", "loss.aux_weight", "model.attention", "data.pad",
+        "train.unroll", "train.workers", "model.n_classes", "model.clusters", "loss.aux_weight", "model.attention",
+        "data.pad",
         "reg.drift", "reg.mode_seeking",
         "loss.gman_lambda", "model.mapping", "model.in_channels", "model.scale", "loss.adv_weight",
         "loss.l1_weight", "loss.cycle_weight", "loss.identity_weight", "loss.feature_weight", "model.dropout_g",

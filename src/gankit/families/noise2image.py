@@ -35,7 +35,7 @@ class NoiseToImage(Family):
         "model.z_dim", "model.depth", "model.norm_g", "model.norm_d", "model.init",
         "model.act_g", "model.act_d", "model.leaky_slope", "model.dropout_d",
         "model.bn_momentum", "model.pack", "model.minibatch", "model.mbd_kernels", "model.mbd_dim", "model.cond",
-        "model.cond_g", "model.n_classes", "model.attention", "model.grow_steps", "model.mapping",
+        "model.cond_g", "model.n_classes", "model.clusters", "model.attention", "model.grow_steps", "model.mapping",
         "model.style_mix", "model.n_d", "model.n_g",
         "loss.real_label", "loss.aux_weight", "loss.gman_lambda",
         "reg.gp_weight", "reg.r1_gamma", "reg.r1_every", "reg.instance_noise", "reg.instance_noise_steps",
@@ -75,6 +75,13 @@ class NoiseToImage(Family):
             raise ConfigError("train.precision=fp16 cannot combine with gradient penalties or unrolling; use bf16")
         if reg.r1_every < 1:
             raise ConfigError(f"reg.r1_every must be >= 1, got {reg.r1_every}")
+        if m.clusters:
+            if m.clusters < 2 or m.cond == "none":
+                raise ConfigError(f"model.clusters={m.clusters} (self-conditioning) needs at least 2 clusters and a "
+                                  "conditional D and G (model.cond=projection, model.cond_g=cbn)")
+            if m.n_classes not in (0, m.clusters):
+                raise ConfigError(f"model.n_classes={m.n_classes} but model.clusters={m.clusters}: the clusters "
+                                  "are the classes; leave model.n_classes at 0")
         from ..nets.remedies import parse_policy
 
         parse_policy(reg.diffaug)
@@ -87,6 +94,8 @@ class NoiseToImage(Family):
             raise ConfigError(f"data {cfg.data.source} holds points {data.shape}; use model.name=toy_mlp")
         if data.is_image and cfg.model.name == "toy_mlp":
             raise ConfigError(f"model toy_mlp models 2-D points, but {cfg.data.source} holds images {data.shape}")
+        if cfg.model.clusters:
+            data = self_condition(data, cfg.model.clusters, cfg.train.seed)
         if cfg.model.cond != "none":
             if data.y is None:
                 raise ConfigError(f"model.cond={cfg.model.cond} needs class labels, but {cfg.data.source} has none")
@@ -97,6 +106,13 @@ class NoiseToImage(Family):
                 raise ConfigError(f"model.n_classes={cfg.model.n_classes} but {cfg.data.source} has labels "
                                   f"up to {k - 1}")
         return data
+
+    def init(self, s: TrainState, data: Dataset) -> None:
+        if s.cfg.model.clusters:  # G samples each cluster as often as the data holds it
+            counts = torch.bincount(data.y, minlength=s.cfg.model.clusters)
+            for g in (s.g, s.g_ema):
+                if g is not None:
+                    _unwrapped(g).set_frequencies(counts)
 
     def phases(self, cfg: Config) -> list[Phase]:
         t = cfg.train
@@ -114,6 +130,36 @@ class NoiseToImage(Family):
 families.add("noise2image", NoiseToImage())
 
 
+def self_condition(data: Dataset, k: int, seed: int) -> Dataset:
+    """The images with k-means cluster numbers as their labels (the data's own labels unused):
+    `model.clusters`' conditioning. k-means (scikit-learn, k-means++ seeded by `seed`, 3 starts)
+    on the pixels, downsampled to at most 32x32 so large images cost what small ones do; the
+    same data and seed give the same clusters, so a resumed run trains on the same labels."""
+    from sklearn.cluster import KMeans
+
+    from ..data import Dataset as DS
+    from ..notes import note
+
+    if not isinstance(data.x, Tensor):
+        raise ConfigError(f"model.clusters needs the images in memory; {data.name} is a prepared (streamed) set: "
+                          "train on its image folder instead")
+    x = data.x.float()
+    if x.shape[-1] > 32:
+        x = F.adaptive_avg_pool2d(x, 32)
+    if len(x) < k:
+        raise ConfigError(f"model.clusters={k} needs at least {k} images, {data.name or 'the data'} has {len(x)}")
+    ids = KMeans(k, n_init=3, random_state=seed).fit_predict(x.flatten(1).numpy().astype("float64"))
+    sizes = sorted(int(c) for c in torch.bincount(torch.from_numpy(ids), minlength=k))
+    note(f"self-conditioning: {k} k-means clusters of {len(x)} images (sizes {sizes[0]}..{sizes[-1]})"
+         + ("; the data's own labels are not used" if data.y is not None else ""))
+    return DS(data.x, torch.from_numpy(ids.astype("int64")), data.name, [f"cluster {i}" for i in range(k)],
+              data.meta)
+
+
+def _unwrapped(g: nn.Module) -> nn.Module:
+    return getattr(g, "_orig_mod", g)  # torch.compile's wrapper keeps the module here
+
+
 # --- phases -------------------------------------------------------------------------------------
 
 def draw(s: TrainState, b: Batch, keep_graph: bool) -> None:
@@ -123,6 +169,8 @@ def draw(s: TrainState, b: Batch, keep_graph: bool) -> None:
     b.real = b.data[idx]
     b.y = b.labels[idx] if b.labels is not None else None
     b.aux["z"] = z = s.sample_z(s.cfg.train.batch)
+    if s.cfg.model.clusters:  # the fakes' z lie in the slices of the clusters asked for
+        b.aux["z"] = z = _unwrapped(s.g).place(z, b.y)
     with torch.set_grad_enabled(keep_graph):
         b.fake = gen(s.g_run, z, b.y)
 
@@ -191,6 +239,8 @@ def g_main(s: TrainState, b: Batch) -> Tensor:
         n = t.g_batch or t.batch
         y_fake = s.sample_y(n) if b.labels is not None else None
         b.aux["z"] = s.sample_z(n)
+        if s.cfg.model.clusters:  # clusters as often as the data holds them, read from z
+            y_fake = _unwrapped(s.g).cluster_of(b.aux["z"])
         b.fake = gen(s.g_run, b.aux["z"], y_fake)
     # the D that G's loss sees: D itself, or D after t.unroll differentiable steps (unrolled GAN).
     # Never D's DistributedDataParallel wrapper: D gets no gradients here, so nothing to sync.

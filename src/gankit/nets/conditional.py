@@ -91,6 +91,53 @@ class ConditionalG(nn.Module):
                 m.y = None
 
 
+def _phi(x: Tensor) -> Tensor:
+    """The standard normal CDF, written with erf: ONNX has erf, not torch.special.ndtr."""
+    return 0.5 * (1 + torch.erf(x * 0.7071067811865476))
+
+
+class SelfConditionedG(ConditionalG):
+    """A conditional G on clusters of the training images (`model.clusters`), sampled as an
+    unconditional one: G(z) reads its cluster from z.
+
+    Self-conditioned GAN (Liu et al. 2020, "Diverse Image Generation via Self-Conditioned GANs"):
+    conditioning G and D on clusters found without labels keeps G from dropping or starving modes,
+    as class labels would. Here the clusters are fixed (k-means of the pixels at the start; the
+    paper re-clusters D's features). The cluster is a function of z: with u = Phi(z[0]) uniform,
+    cluster c owns the slice cdf[c-1] <= u < cdf[c] (`cdf`: cumulative cluster frequencies, a
+    buffer), so G(z) draws each cluster as often as the data holds it; training moves z[0] into
+    the slice of the cluster it asks for (`place`), so G never sees a z outside its cluster."""
+
+    def __init__(self, g: nn.Module, k: int, mode: str) -> None:
+        super().__init__(g, k, mode)
+        self.register_buffer("cdf", torch.arange(1, k + 1, dtype=torch.float32) / k)  # uniform until set
+
+    def set_frequencies(self, counts: Tensor) -> None:
+        """Cluster sizes (k,) of the training data -> `cdf`."""
+        c = counts.double().cumsum(0)
+        self.cdf.copy_((c / c[-1]).float())
+
+    def cluster_of(self, z: Tensor) -> Tensor:
+        """(n,) cluster of each z (n, z_dim): the slice that Phi(z[:, 0]) falls in."""
+        u = _phi(z[:, 0].float())
+        # a count, not bucketize: traceable and exportable to ONNX
+        return (u.unsqueeze(1) >= self.cdf[:-1].unsqueeze(0)).sum(1)
+
+    def place(self, z: Tensor, y: Tensor) -> Tensor:
+        """z with z[:, 0] moved into cluster y's slice (Phi(z0) rescaled into it): a z that
+        `cluster_of` maps to y, as random within the cluster as z was."""
+        hi = self.cdf[y]
+        lo = torch.where(y > 0, self.cdf[(y - 1).clamp(min=0)], torch.zeros_like(hi))
+        u = lo + _phi(z[:, 0].float()) * (hi - lo)
+        eps = 1e-6  # keep ndtri finite and the point strictly inside its slice
+        z = z.clone()
+        z[:, 0] = torch.special.ndtri(u.clamp(lo + eps * (hi - lo), hi - eps * (hi - lo)).clamp(eps, 1 - eps))
+        return z
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return super().forward(z, self.cluster_of(z) if y is None else y)
+
+
 class ConditionalD(nn.Module):
     def __init__(self, d: nn.Module, k: int, mode: str, shape: tuple[int, ...], spectral: bool) -> None:
         super().__init__()
@@ -145,7 +192,7 @@ def conditional(builder: Any, cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Modu
     g, _ = builder(g_cfg, shape)
     d_shape = (shape[0] + k, *shape[1:]) if cfg.cond == "concat" else shape
     _, d = builder(cfg, d_shape)
-    return ConditionalG(g, k, cfg.cond_g), d
+    return (SelfConditionedG if getattr(cfg, "clusters", 0) else ConditionalG)(g, k, cfg.cond_g), d
 
 
 def wrap_d(d: nn.Module, cfg: Any, shape: tuple[int, ...]) -> nn.Module:
