@@ -362,4 +362,8 @@ def test_train_on_data_alone_picks_a_recipe_from_the_data_and_says_so(tmp_path, 
     assert saved["recipe"] == "dcgan_small_data" and saved["reg"]["diffaug"]
     assert saved["train"]["batch"] == 16 and saved["data"]["n"] == 256  # the test's own settings kept
     assert any("recipe: dcgan_small_data for shapes" in r.message for r in caplog.records)
+    # a DiffAugment run loads (its D is wrapped on loading as in training; it used not to be)
+    from gankit import api
+
+    assert api.load(tmp_path / "r").sample(2, seed=0).shape == (2, 3, 32, 32)
     assert default_out(cfg.recipe, "photos/my_cats/") == default_out("my_cats")

@@ -57,6 +57,21 @@ def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
 
 
 @dataclass
+def build_run(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """A run's G and D from its whole config: the nets of cfg.model, with D wrapped by what other
+    sections add to it (DiffAugment, `reg.diffaug`). Training and loading both build through
+    here, so a checkpoint always fits the nets it is loaded into."""
+    from ..errors import ConfigError
+    from .remedies import Augmented
+
+    g, d = build(cfg.model, shape)
+    if cfg.reg.diffaug:
+        if len(shape) != 3:
+            raise ConfigError(f"reg.diffaug augments images; data of shape {tuple(shape)} are not images")
+        d = Augmented(d, cfg.reg.diffaug)
+    return g, d
+
+
 class RunNets:
     """A run's nets rebuilt from its checkpoint: G (the EMA weights when asked and present) and D,
     in eval mode, with the config and data shape they were built from."""
@@ -79,7 +94,7 @@ def from_checkpoint(path: Path, ema: bool = True) -> RunNets:
     ck = read_checkpoint(path)
     cfg = from_dict(ck["config"])
     shape = tuple(ck["shape"])
-    g, d = build(cfg.model, shape)
+    g, d = build_run(cfg, shape)
     use_ema = ema and ck.get("g_ema") is not None
     load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
     load_module(d, ck["d"], "D", path)

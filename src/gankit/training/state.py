@@ -23,8 +23,7 @@ from ..config import Config
 from ..errors import CheckpointError, ConfigError
 from ..families import family_of, run_keys
 from ..losses import LossSpec, losses
-from ..nets import build as build_nets
-from ..nets.remedies import Augmented
+from ..nets.registry import build_run
 from . import distributed, precision
 from .ema import make_ema
 
@@ -237,7 +236,7 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
     if cfg.optim.lr_decay == "linear" and cfg.optim.decay_steps == 0:
         cfg.optim.decay_steps = cfg.train.steps  # frozen into the saved config, so resume agrees
     try:
-        g, d = build_nets(cfg.model, shape)
+        g, d = build_run(cfg, shape)
     except ValueError as e:
         raise ConfigError(f"model {cfg.model.name}: {e}") from None
     t = cfg.train
@@ -255,10 +254,6 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
     # real and fake may share one D forward unless D has BatchNorm, whose batch statistics
     # would then mix real and fake examples: that would change the algorithm, not just its speed
     # (minibatch discrimination / std layers mix the batch in the same way)
-    if cfg.reg.diffaug:
-        if len(shape) != 3:
-            raise ConfigError(f"reg.diffaug augments images; data of shape {tuple(shape)} are not images")
-        d = Augmented(d, cfg.reg.diffaug)
     d.concat_ok = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "mixes_batch", False)
                           for m in d.modules())
     if cfg.train.batch > n_data:
