@@ -56,7 +56,6 @@ def build(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     return g, d
 
 
-@dataclass
 def build_run(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """A run's G and D from its whole config: the nets of cfg.model, with D wrapped by what other
     sections add to it (DiffAugment, `reg.diffaug`). Training and loading both build through
@@ -72,6 +71,7 @@ def build_run(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     return g, d
 
 
+@dataclass
 class RunNets:
     """A run's nets rebuilt from its checkpoint: G (the EMA weights when asked and present) and D,
     in eval mode, with the config and data shape they were built from."""
