@@ -15,8 +15,12 @@ $(BIN)/gankit: pyproject.toml
 	touch $(BIN)/gankit
 
 # Tests and lint: the [dev] extra (test tools + the studio and export extras it tests).
+# torch-fidelity is the independent InceptionV3 that tests/test_inception_reference.py checks ours
+# against; --no-deps because it requires torchvision, which does not import beside this torch
+# (the test loads only the modules it needs, none of which imports torchvision).
 $(VENV)/.dev: $(BIN)/gankit pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps torch-fidelity==0.4.0
 	touch $(VENV)/.dev
 
 setup: $(VENV)/.dev espeak

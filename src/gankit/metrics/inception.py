@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import DataError
+
 # pytorch-fid's release (src/pytorch_fid/inception.py, FID_WEIGHTS_URL): the TF inception-2015-12-05
 # graph ported to PyTorch. Its name carries the first 8 hex digits of its SHA-256 (torch.hub's
 # check_hash convention); no full hash is published, so the first good download's is recorded.
@@ -127,6 +129,21 @@ class InceptionE(nn.Module):
                           self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d), self.branch_pool(pool)], 1)
 
 
+def preprocess(x: Tensor) -> Tensor:
+    """pytorch-fid's input pipeline (InceptionV3.forward with resize_input and normalize_input) for
+    gankit's images: (N, 1 or 3, H, W) in [-1, 1] -> (N, 3, 299, 299) in [-1, 1]. Gray is replicated
+    to 3 channels; the resize is F.interpolate bilinear, align_corners=False (half-pixel centres, no
+    antialiasing; a 299x299 input is returned unchanged); values are not rescaled, because
+    pytorch-fid's 2x - 1 of its [0, 1] input is already what gankit's [-1, 1] images are (the two
+    steps are linear, so their order does not matter). torch-fidelity and the TF original differ by
+    design: uint8 in, (x - 128) / 128 and TF1's resize. Raises DataError for another shape."""
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise DataError(f"InceptionV3 FID takes (N, 1 or 3, H, W) images, got shape {tuple(x.shape)}")
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    return F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+
+
 class InceptionV3FID(nn.Module):
     """Images (N, 1 or 3, H, W) in [-1, 1] -> (N, 2048) pool3 features. Preprocessing as pytorch-fid's
     (resize_input, normalize_input): gray replicated to 3 channels, bilinear resize to 299x299
@@ -150,9 +167,7 @@ class InceptionV3FID(nn.Module):
         self.Mixed_7b, self.Mixed_7c = InceptionE(1280, max_pool=False), InceptionE(2048, max_pool=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[1] == 1:
-            x = x.repeat(1, 3, 1, 1)
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = preprocess(x)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
