@@ -32,9 +32,6 @@ def one_thread():
 def official():
     if importlib.util.find_spec("dinov2") is None:
         pytest.skip("the original DINOv2 code is not installed (make setup installs dinov2==0.0.1.dev2 with --no-deps)")
-    import os
-
-    os.environ.setdefault("XFORMERS_DISABLED", "1")  # later copies of the code read it; this one tries the import
     from dinov2.models.vision_transformer import vit_small
 
     # hub/backbones.py, dinov2_vits14: img_size=518, patch_size=14, init_values=1.0, ffn_layer="mlp",
