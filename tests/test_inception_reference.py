@@ -228,3 +228,16 @@ def test_preprocessing_is_pytorch_fids_written_out():
 def test_preprocessing_refuses_other_shapes(shape):
     with pytest.raises(DataError, match=rf"takes \(N, 1 or 3, H, W\) images, got shape \({shape[0]}, "):
         preprocess(torch.zeros(shape))
+
+
+def test_forward_runs_passes_of_batch_images(pytorchfid_file):
+    net = load_inception(pytorchfid_file[0])
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    sizes = []
+    net.Conv2d_1a_3x3.register_forward_hook(lambda m, i, o: sizes.append(len(o)))
+    with torch.no_grad():
+        whole = net(x)
+        net.batch = 2
+        parts = net(x)
+    assert sizes == [3, 2, 1]
+    assert parts.shape == (3, 2048) and _relative(parts, whole) <= TOL
