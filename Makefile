@@ -15,8 +15,14 @@ $(BIN)/gankit: pyproject.toml
 	touch $(BIN)/gankit
 
 # Tests and lint: the [dev] extra (test tools + the studio and export extras it tests).
+# Two reference implementations our feature extractors are tested against, with --no-deps: torch-
+# fidelity's InceptionV3 (tests/test_inception_reference.py; it requires torchvision, which does
+# not import beside this torch, and the test loads only its modules that do not import it) and
+# DINOv2's original model code (tests/test_dinov2_reference.py; the PyPI `dinov2` package pins
+# torch 2.0, xformers and cuml for training, none of which its model code needs).
 $(VENV)/.dev: $(BIN)/gankit pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps torch-fidelity==0.4.0 dinov2==0.0.1.dev2
 	touch $(VENV)/.dev
 
 setup: $(VENV)/.dev espeak

@@ -1,3 +1,8 @@
+import contextlib
+import importlib.util
+import sys
+import types
+
 import pytest
 import torch
 
@@ -75,3 +80,27 @@ def _stand_in_speech(folder):
     wav = np.stack([0.5 * np.sin(2 * math.pi * (200 + 300 * w) * t) * np.hanning(SAMPLES) for w in word])
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(path, wav=wav.astype(np.float32), word=word.astype(np.int64), test=np.arange(len(word)) % 3 == 0)
+
+
+@contextlib.contextmanager
+def without_package_init(package):
+    """Import submodules of `package` (an installed top-level package) under a stub package object,
+    its __init__ not run; sys.modules is put back afterwards, so later imports see the real
+    package. For torch-fidelity, whose __init__ imports torchvision (which does not import beside
+    this torch), while the modules of it that tests and torchmetrics use do not."""
+    spec = importlib.util.find_spec(package)  # a top-level package: found, not imported
+    def ours(k):
+        return k == package or k.startswith(package + ".")
+
+    saved = {k: v for k, v in sys.modules.items() if ours(k)}
+    for k in saved:
+        del sys.modules[k]
+    stub = types.ModuleType(package)
+    stub.__path__ = list(spec.submodule_search_locations)
+    sys.modules[package] = stub
+    try:
+        yield
+    finally:
+        for k in [k for k in sys.modules if ours(k)]:
+            del sys.modules[k]
+        sys.modules.update(saved)

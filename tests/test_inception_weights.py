@@ -24,7 +24,7 @@ def test_weights_load_with_or_without_batchnorm_counters(tmp_path, reference_sta
     assert len(counters) == 94
     torch.save(reference_state, tmp_path / "with.pth")
     torch.save({k: v for k, v in reference_state.items() if k not in counters}, tmp_path / "without.pth")
-    a, b = load_inception(tmp_path / "with.pth"), load_inception(tmp_path / "without.pth")
+    a, b = (load_inception(tmp_path / f, for_inference=False) for f in ("with.pth", "without.pth"))
     w = "Mixed_7c.branch_pool.conv.weight"
     assert torch.equal(a.state_dict()[w], reference_state[w]) and torch.equal(b.state_dict()[w], reference_state[w])
     assert a.weights_sha256 != b.weights_sha256 and len(a.weights_sha256) == 64
