@@ -105,15 +105,10 @@ def split_mnist5k(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """400 training and 100 held-out digits per class, the same split for every caller."""
     from ..config import DataConfig
     from ..data import build
+    from ..data.core import stratified_split
 
     ds = build(DataConfig(source="mnist5k"))
-    g = torch.Generator().manual_seed(seed)
-    train_idx, test_idx = [], []
-    for c in range(10):
-        idx = (ds.y == c).nonzero().squeeze(1)
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        train_idx.append(idx[:400]), test_idx.append(idx[400:])
-    tr, te = torch.cat(train_idx), torch.cat(test_idx)
+    tr, te = stratified_split(ds.y, 0.2, seed)
     return ds.x[tr], ds.y[tr], ds.x[te], ds.y[te]
 
 

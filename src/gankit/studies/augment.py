@@ -47,15 +47,11 @@ FULL = Settings(sizes=(10, 50, 100, 400), seeds=10, gan_steps=3000, clf_steps=10
 
 
 def labelled_subset(x: Tensor, y: Tensor, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
-    """per_class examples of each class, drawn without replacement with the seed."""
-    g = torch.Generator().manual_seed(seed)
-    idx = []
-    for c in range(int(y.max()) + 1):
-        pool = (y == c).nonzero().squeeze(1)
-        if len(pool) < per_class:
-            raise ValueError(f"class {c} has {len(pool)} examples, fewer than {per_class}")
-        idx.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
-    i = torch.cat(idx)
+    """per_class examples of each class, drawn without replacement with the seed (the draw the
+    semi-supervised family makes from the same pool with the same seed)."""
+    from ..data.core import stratified_draw
+
+    i = stratified_draw(y, per_class, seed)
     return x[i], y[i]
 
 
