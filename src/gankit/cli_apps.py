@@ -1,5 +1,6 @@
 """The application commands of the CLI: `gankit translate | upscale | inpaint` (image-to-image
-runs), `gankit study augment | anomaly` and `gankit anomaly` (a saved anomaly detector). Same
+runs), `gankit study augment | anomaly`, `gankit anomaly` (a saved anomaly detector) and
+`gankit classify` (a semi-supervised run's D). Same
 contract as cli.py: bad input raises GankitError, which main() prints as one line (exit 2)."""
 
 from __future__ import annotations
@@ -152,6 +153,43 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(a: argparse.Namespace) -> int:
+    """Label images with a semi-supervised run's D (`gankit train ssgan_mnist`): file, class, probability."""
+    import torch
+
+    from .data import Dataset, adapt
+    from .families.semisup import Classifier
+
+    run = Path(a.run)
+    if not run.exists():
+        raise GankitError(f"{run}: no such run folder")
+    clf = Classifier(run)
+    src = Path(a.images)
+    files, report = _inputs(src)
+    c, h, _ = clf.shape
+    pad = clf.cfg.data.pad
+    # the run's preprocessing: its channel count, its side (before its padding), then the padding
+    x = torch.cat([adapt(Dataset(_read_image(p, c, report)[None]), h - 2 * pad, c, 0, pad).x for p in files])
+    report.say(str(src), len(files))
+    probs = clf.probs(x)
+    p, k = probs.max(1)
+    lines = ["file,class,probability"] + [f"{_csv(f.name)},{_csv(clf.classes[i])},{q:.4f}"
+                                          for f, i, q in zip(files, k.tolist(), p.tolist(), strict=True)]
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines) + "\n")
+        print(f"wrote {len(files)} label(s) to {out}")
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _csv(text: str) -> str:
+    """A CSV field: quoted when it holds a comma, quote or line break."""
+    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n\r') else text
+
+
 def cmd_say(a: argparse.Namespace) -> int:
     """Speak digit words with a speech run (`gankit train speech_digits`)."""
     from . import api
@@ -218,6 +256,13 @@ def add_parsers(sub: Any) -> None:
     an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
     an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")
     an.set_defaults(func=cmd_anomaly)
+
+    cl = sub.add_parser("classify", help="label images with a semi-supervised run (gankit train ssgan_mnist): "
+                        "file, class, probability")
+    cl.add_argument("run", help="a run folder of gankit train ssgan_mnist")
+    cl.add_argument("images", help="an image or a folder of images (resized to the run's size)")
+    cl.add_argument("--out", help="write the CSV here (default: print it)")
+    cl.set_defaults(func=cmd_classify)
 
     sy = sub.add_parser("say", help="speak digit words with a speech run (gankit train speech_digits)")
     sy.add_argument("model", metavar="run", help="a run folder of gankit train speech_digits")

@@ -164,7 +164,8 @@ def stratified_draw(y: Tensor, per_class: int, seed: int, classes: list[str] | N
     for c in range(int(y.max()) + 1):
         pool = (y == c).nonzero().squeeze(1)
         if len(pool) < per_class:
-            name = f"class {c}" + (f" ({classes[c]!r})" if classes and c < len(classes) else "")
+            named = classes and c < len(classes) and classes[c] != str(c)
+            name = f"class {c}" + (f" ({classes[c]!r})" if named else "")
             raise DataError(f"{name} has {len(pool)} training examples, fewer than {per_class} labels per class")
         idx.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
     return torch.cat(idx)

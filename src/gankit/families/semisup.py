@@ -198,7 +198,7 @@ def held_out_accuracy(run: str | Path, n: int = 0) -> dict[str, Any]:
         test = test[torch.linspace(0, len(test) - 1, n).round().long()]
     pred = clf.predict(data.x[test])
     acc = float((pred == data.y[test]).float().mean())
-    return {"accuracy": acc,
+    return {"heldout_accuracy": acc,
             "protocol": {"n": len(test), "classes": len(clf.classes),
                          "labels_per_class": clf.cfg.data.labels_per_class, "seed": clf.cfg.train.seed,
                          "held_out": f"{clf.cfg.data.source}: a stratified {clf.cfg.semisup.test_fraction:.0%} of "
