@@ -93,6 +93,11 @@ def cmd_study(a: argparse.Namespace) -> int:
     for key in ("seeds", "gan_steps", "clf_steps", "steps"):
         if getattr(a, key) is not None:
             changes[key] = getattr(a, key)
+    if a.what == "augment":  # its GAN step counts: --gan-steps both cGANs, --steps the semi-supervised GAN
+        if "steps" in changes:
+            changes["ss_steps"] = changes.pop("steps")
+        if "gan_steps" in changes:
+            changes["pool_gan_steps"] = changes["gan_steps"]
     if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's encoder keeps its share of the budget
         changes["encoder_steps"] = max(1, round(changes["steps"] * base.encoder_steps / base.steps))
     try:
@@ -229,20 +234,20 @@ def add_parsers(sub: Any) -> None:
         tr.set_defaults(func=cmd_translate, cmd=name)
 
     st = sub.add_parser("study", help="measured experiments over seeds: augment (does a cGAN trained on k "
-                        "labelled digits per class help a classifier?), anomaly (one-class AUROC: GANomaly, "
-                        "f-AnoGAN, autoencoder, k-NN), text2image (captioned digits: class accuracy, "
-                        "attribute correlation, matching-aware D vs plain conditional D), speech (spoken "
-                        "digits from a SpecGAN, word error rate)")
+                        "labelled digits per class help a classifier? and a semi-supervised GAN?), anomaly "
+                        "(one-class AUROC: GANomaly, f-AnoGAN, autoencoder, k-NN), text2image (captioned "
+                        "digits: class accuracy, attribute correlation, matching-aware D vs plain conditional "
+                        "D), speech (spoken digits from a SpecGAN, word error rate)")
     st.add_argument("what", choices=["augment", "anomaly", "text2image", "speech"])
     st.add_argument("--full", action="store_true", help="the full setting (more seeds, longer training)")
     st.add_argument("--seeds", type=int)
     st.add_argument("--sizes", help="augment: labelled digits per class, comma-separated (default 10,50,100)")
-    st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: cGAN steps")
+    st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: steps of each cGAN")
     st.add_argument("--clf-steps", type=int, dest="clf_steps",
                     help="augment: classifier steps; speech: recogniser steps")
     st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
     st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of "
-                    "them); text2image, speech: GAN steps")
+                    "them); text2image, speech: GAN steps; augment: semi-supervised GAN steps")
     st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly; text2image: the "
                     "seed-0 GAN-CLS model, for gankit sample DIR --text; speech: the seed-0 SpecGAN, for "
                     "gankit say DIR")
