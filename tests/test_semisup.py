@@ -135,3 +135,26 @@ def test_classify_refuses_a_run_of_another_family(tmp_path, capsys):
     assert main(["classify", str(tmp_path / "dc"), str(tmp_path / "a.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "needs a semi-supervised run" in err and "\n" not in err
+
+
+def test_augment_labelled_changes_only_the_labelled_inputs(tmp_path):
+    from gankit.api import make_config
+    from gankit.training.loop import prepare
+    from gankit.training.state import new_state
+    from gankit.training.step import train_step
+
+    _shapes(tmp_path / "shapes")
+    seen = {}
+    for aug in (False, True):
+        cfg, data = prepare(make_config("ssgan_mnist", data=str(tmp_path / "shapes"), steps=1, overrides=[
+            *TINY, "model.z_dim=8", "data.labels_per_class=2", f"semisup.augment_labelled={aug}"]))
+        s = new_state(cfg, data.shape, len(data))
+        s.cond = data.cond
+        inputs = []
+        s.d.register_forward_pre_hook(lambda m, a, inputs=inputs: inputs.append(a[0].detach().clone()))
+        train_step(s, data.x)
+        seen[aug] = inputs[0]  # the D phase's one forward: labelled, unlabelled, fake batches
+    lab, rest = slice(0, 16), slice(16, 32)
+    assert not torch.allclose(seen[False][lab], seen[True][lab])
+    assert torch.equal(seen[False][rest], seen[True][rest])  # the unlabelled batch is not augmented
+    assert seen[True][lab].min() >= -1 - 1e-5 and seen[True][lab].max() <= 1 + 1e-5

@@ -169,6 +169,7 @@ class SemisupConfig:
     unlabelled_weight: float = 1.0  # weight of D's unsupervised real/fake term beside the labelled cross-entropy
     test_fraction: float = 0.2  # held out of each class (a seeded split, never trained on); mnist5k: 100 of 500
     feature_weight: float = 1.0  # weight of G's feature-matching loss (its only loss)
+    augment_labelled: bool = False  # shift/rotate/scale the labelled batch (classic augmentation; -1 padding)
 
 
 @dataclass

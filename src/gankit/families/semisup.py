@@ -62,7 +62,7 @@ class SemiSupervised(Family):
     doc = "semi-supervised GAN: K-class D (fake class implicit), feature matching G; gankit classify"
     keys = frozenset({"data.labels_per_class", "model.z_dim", "model.n_classes", "reg.diffaug",
                       "semisup.unlabelled_weight", "semisup.test_fraction", "semisup.feature_weight",
-                      "train.grid_n"})
+                      "semisup.augment_labelled", "train.grid_n"})
     distributed = False  # the labelled batch is drawn outside the sharded sampler
 
     def validate(self, cfg: Config) -> None:
@@ -129,7 +129,13 @@ def d_main(s: TrainState, b: Batch) -> Tensor:
     li = torch.randint(n_lab, (n,), generator=s.noise).to(s.device)
     b.real = b.data[s.batch_indices(n)]
     b.fake = s.g_run(s.sample_z(n))
-    logits, feats = s.d_run(torch.cat([b.data[li], b.real, b.fake.detach()]))
+    lab_x = b.data[li]
+    if s.cfg.semisup.augment_labelled:  # only the labelled term: augmented reals would differ from the
+        # unaugmented fakes in the real/fake term, which D could then learn instead of the data
+        from ..metrics.classifier import _augment
+
+        lab_x = _augment(lab_x, s.noise)
+    logits, feats = s.d_run(torch.cat([lab_x, b.real, b.fake.detach()]))
     lab, real, fake = logits.float().split(n)
     sup = F.cross_entropy(lab, b.cond[li])
     unsup = semisup_unsupervised_d(real=real, fake=fake)

@@ -120,7 +120,7 @@ def _augment(x: Tensor, g: torch.Generator) -> Tensor:
     shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (2 / 14)
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     # pad with the background value (-1): digits are white on black
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
