@@ -60,7 +60,7 @@ TINY = ["model.width=8", "train.batch=16", "train.precision=fp32", "train.channe
 TINY_BY_RECIPE = {"text2image_digits": ["text.encoder_steps=5"]}  # its caption encoder trains first
 
 STUDY_FLAGS = {  # as in tests/test_studies.py, test_text2image.py, test_speech.py
-    "augment": ["--sizes", "2", "--seeds", "2", "--gan-steps", "2", "--clf-steps", "2"],
+    "augment": ["--sizes", "2", "--seeds", "2", "--gan-steps", "2", "--clf-steps", "2", "--steps", "2"],
     "anomaly": ["--classes", "1", "--seeds", "1", "--steps", "3"],
     "text2image": ["--seeds", "1", "--steps", "2"],
     "speech": ["--seeds", "1", "--steps", "2", "--clf-steps", "2"],

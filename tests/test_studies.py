@@ -9,6 +9,7 @@ import torch
 from scipy import stats
 
 from gankit.cli import main
+from gankit.errors import DataError
 from gankit.metrics.classifier import evaluate_accuracy, split_mnist5k
 from gankit.studies import anomaly, augment
 
@@ -20,7 +21,7 @@ def test_labelled_subset_is_stratified_and_seeded():
     c, _ = augment.labelled_subset(x, y, 7, seed=2)
     assert torch.bincount(ya).tolist() == [7, 7, 7]
     assert torch.equal(a, b) and not torch.equal(a, c)
-    with pytest.raises(ValueError, match="fewer than 101"):
+    with pytest.raises(DataError, match="fewer than 101"):
         augment.labelled_subset(x, y, 101, seed=0)
 
 
@@ -46,13 +47,15 @@ def test_synthetic_half_of_the_batch_is_learned_from():
 def test_tiny_study_end_to_end(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["study", "augment", "--sizes", "2", "--seeds", "2", "--gan-steps", "2", "--clf-steps", "2",
-                 "--out", str(out), "-q"]) == 0
+                 "--steps", "2", "--out", str(out), "-q"]) == 0
     text = capsys.readouterr().out
     assert "| 2 | 2 |" in text and "p " in text
+    assert "| labelled per class | seeds | real only | semi-supervised D" in text
     for f in ("augment.md", "augment.csv", "augment.json", "augment.png"):
         assert (out / f).exists(), f
     rows = (out / "augment.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("per_class,seed,real,real+classic,real+gan")
+    assert "ssgan,real+pseudo_gan,real+filtered_gan,filtered_kept" in rows[0]
     assert main(["study", "augment", "--sizes", "2,x"]) == 2
     assert main(["study", "augment", "--sizes", "500"]) == 2
 

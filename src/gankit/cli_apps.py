@@ -1,5 +1,6 @@
 """The application commands of the CLI: `gankit translate | upscale | inpaint` (image-to-image
-runs), `gankit study augment | anomaly` and `gankit anomaly` (a saved anomaly detector). Same
+runs), `gankit study augment | anomaly`, `gankit anomaly` (a saved anomaly detector) and
+`gankit classify` (a semi-supervised run's D). Same
 contract as cli.py: bad input raises GankitError, which main() prints as one line (exit 2)."""
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ def cmd_study(a: argparse.Namespace) -> int:
     for key in ("seeds", "gan_steps", "clf_steps", "steps"):
         if getattr(a, key) is not None:
             changes[key] = getattr(a, key)
+    if a.what == "augment":  # its GAN step counts: --gan-steps both cGANs, --steps the semi-supervised GAN
+        if "steps" in changes:
+            changes["ss_steps"] = changes.pop("steps")
+        if "gan_steps" in changes:
+            changes["pool_gan_steps"] = changes["gan_steps"]
     if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's encoder keeps its share of the budget
         changes["encoder_steps"] = max(1, round(changes["steps"] * base.encoder_steps / base.steps))
     try:
@@ -152,6 +158,43 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(a: argparse.Namespace) -> int:
+    """Label images with a semi-supervised run's D (`gankit train ssgan_mnist`): file, class, probability."""
+    import torch
+
+    from .data import Dataset, adapt
+    from .families.semisup import Classifier
+
+    run = Path(a.run)
+    if not run.exists():
+        raise GankitError(f"{run}: no such run folder")
+    clf = Classifier(run)
+    src = Path(a.images)
+    files, report = _inputs(src)
+    c, h, _ = clf.shape
+    pad = clf.cfg.data.pad
+    # the run's preprocessing: its channel count, its side (before its padding), then the padding
+    x = torch.cat([adapt(Dataset(_read_image(p, c, report)[None]), h - 2 * pad, c, 0, pad).x for p in files])
+    report.say(str(src), len(files))
+    probs = clf.probs(x)
+    p, k = probs.max(1)
+    lines = ["file,class,probability"] + [f"{_csv(f.name)},{_csv(clf.classes[i])},{q:.4f}"
+                                          for f, i, q in zip(files, k.tolist(), p.tolist(), strict=True)]
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines) + "\n")
+        print(f"wrote {len(files)} label(s) to {out}")
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _csv(text: str) -> str:
+    """A CSV field: quoted when it holds a comma, quote or line break."""
+    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n\r') else text
+
+
 def cmd_say(a: argparse.Namespace) -> int:
     """Speak digit words with a speech run (`gankit train speech_digits`)."""
     from . import api
@@ -191,20 +234,20 @@ def add_parsers(sub: Any) -> None:
         tr.set_defaults(func=cmd_translate, cmd=name)
 
     st = sub.add_parser("study", help="measured experiments over seeds: augment (does a cGAN trained on k "
-                        "labelled digits per class help a classifier?), anomaly (one-class AUROC: GANomaly, "
-                        "f-AnoGAN, autoencoder, k-NN), text2image (captioned digits: class accuracy, "
-                        "attribute correlation, matching-aware D vs plain conditional D), speech (spoken "
-                        "digits from a SpecGAN, word error rate)")
+                        "labelled digits per class help a classifier? and a semi-supervised GAN?), anomaly "
+                        "(one-class AUROC: GANomaly, f-AnoGAN, autoencoder, k-NN), text2image (captioned "
+                        "digits: class accuracy, attribute correlation, matching-aware D vs plain conditional "
+                        "D), speech (spoken digits from a SpecGAN, word error rate)")
     st.add_argument("what", choices=["augment", "anomaly", "text2image", "speech"])
     st.add_argument("--full", action="store_true", help="the full setting (more seeds, longer training)")
     st.add_argument("--seeds", type=int)
     st.add_argument("--sizes", help="augment: labelled digits per class, comma-separated (default 10,50,100)")
-    st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: cGAN steps")
+    st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: steps of each cGAN")
     st.add_argument("--clf-steps", type=int, dest="clf_steps",
                     help="augment: classifier steps; speech: recogniser steps")
     st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
     st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of "
-                    "them); text2image, speech: GAN steps")
+                    "them); text2image, speech: GAN steps; augment: semi-supervised GAN steps")
     st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly; text2image: the "
                     "seed-0 GAN-CLS model, for gankit sample DIR --text; speech: the seed-0 SpecGAN, for "
                     "gankit say DIR")
@@ -218,6 +261,13 @@ def add_parsers(sub: Any) -> None:
     an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
     an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")
     an.set_defaults(func=cmd_anomaly)
+
+    cl = sub.add_parser("classify", help="label images with a semi-supervised run (gankit train ssgan_mnist): "
+                        "file, class, probability")
+    cl.add_argument("run", help="a run folder of gankit train ssgan_mnist")
+    cl.add_argument("images", help="an image or a folder of images (resized to the run's size)")
+    cl.add_argument("--out", help="write the CSV here (default: print it)")
+    cl.set_defaults(func=cmd_classify)
 
     sy = sub.add_parser("say", help="speak digit words with a speech run (gankit train speech_digits)")
     sy.add_argument("model", metavar="run", help="a run folder of gankit train speech_digits")

@@ -31,6 +31,7 @@ class DataConfig:
     pad: int = 0  # pad images by this many background pixels per side (after resizing), e.g. 2: 28 -> 32
     split: str = "all"  # mnist5k and the image-to-image built-ins: all | train (9 of every 10) | test (every 10th)
     normal_class: int = -1  # anomaly detection: train on this class only (the "normal" one); -1 = all
+    labels_per_class: int = 0  # semi-supervised: labels kept for this many training images per class (seeded)
 
 
 @dataclass
@@ -164,6 +165,16 @@ class TextConfig:
 
 
 @dataclass
+class SemisupConfig:
+    """Semi-supervised GAN options (Salimans et al. 2016): the `semisup` family's own section."""
+
+    unlabelled_weight: float = 1.0  # weight of D's unsupervised real/fake term beside the labelled cross-entropy
+    test_fraction: float = 0.2  # held out of each class (a seeded split, never trained on); mnist5k: 100 of 500
+    feature_weight: float = 1.0  # weight of G's feature-matching loss (its only loss)
+    augment_labelled: bool = False  # shift/rotate/scale the labelled batch (classic augmentation; -1 padding)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -173,6 +184,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     text: TextConfig = field(default_factory=TextConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+    semisup: SemisupConfig = field(default_factory=SemisupConfig)
     recipe: str = ""  # the recipe name this config came from (informational)
 
     def to_dict(self, keys: set[str] | None = None) -> dict[str, Any]:
@@ -421,6 +433,7 @@ def validate(cfg: Config) -> Config:
         "loss.l1_weight", "loss.cycle_weight", "loss.identity_weight", "loss.feature_weight", "model.dropout_g",
         "anomaly.rec_weight", "anomaly.latent_weight", "anomaly.adv_weight", "anomaly.gan_steps",
         "anomaly.feature_weight", "text.mode_seeking", "text.encoder_steps", "model.bn_momentum",
+        "data.labels_per_class", "semisup.unlabelled_weight", "semisup.feature_weight",
     ]
     for key in non_negative:
         sec, k = key.split(".")
@@ -455,6 +468,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"text.keep_word must be in [0, 1], got {cfg.text.keep_word}")
     if not 0 <= cfg.model.bn_momentum <= 1:
         raise ConfigError(f"model.bn_momentum must be in [0, 1], got {cfg.model.bn_momentum}")
+    if not 0 < cfg.semisup.test_fraction < 1:
+        raise ConfigError(f"semisup.test_fraction must be in (0, 1), got {cfg.semisup.test_fraction}")
     if cfg.optim.lr_decay == "exp" and not 0 < cfg.optim.decay_gamma <= 1:
         raise ConfigError(f"optim.decay_gamma must be in (0, 1], got {cfg.optim.decay_gamma}")
     return cfg

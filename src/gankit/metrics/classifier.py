@@ -105,15 +105,10 @@ def split_mnist5k(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """400 training and 100 held-out digits per class, the same split for every caller."""
     from ..config import DataConfig
     from ..data import build
+    from ..data.core import stratified_split
 
     ds = build(DataConfig(source="mnist5k"))
-    g = torch.Generator().manual_seed(seed)
-    train_idx, test_idx = [], []
-    for c in range(10):
-        idx = (ds.y == c).nonzero().squeeze(1)
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        train_idx.append(idx[:400]), test_idx.append(idx[400:])
-    tr, te = torch.cat(train_idx), torch.cat(test_idx)
+    tr, te = stratified_split(ds.y, 0.2, seed)
     return ds.x[tr], ds.y[tr], ds.x[te], ds.y[te]
 
 
@@ -125,7 +120,7 @@ def _augment(x: Tensor, g: torch.Generator) -> Tensor:
     shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (2 / 14)
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     # pad with the background value (-1): digits are white on black
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
 

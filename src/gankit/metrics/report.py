@@ -34,6 +34,7 @@ MEANINGS: list[tuple[str, str, str]] = [
     ("fd_dinov2_", "↓", "FD_DINOv2: Fréchet distance in DINOv2 features (closer to human judgement than FID)"),
     ("fd_", "↓", "Fréchet distance in the recogniser's features"),
     ("diversity_", "↑", "spread of samples for one condition, relative to real data's (1 = as varied)"),
+    ("heldout_accuracy", "↑", "share of held-out images (never trained on) the classifier names right"),
     ("auroc", "↑", "area under the ROC curve: normal vs anomalous held-out examples (0.5 = chance)"),
 ]
 
@@ -82,7 +83,9 @@ def table(result: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in [head, *rows]]
     p = result.get("protocol", {})
     where = p.get("run") or p.get("samples") or ""
-    what = f"{p.get('n_fake', '?')} samples" + (f" of {where}" if where else "")
+    # a family's held-out scores (anomaly, semi-supervised) count held-out images, not samples
+    count = f"{p['n_fake']} samples" if "n_fake" in p else f"{p['n']} held-out images" if "n" in p else "? samples"
+    what = count + (f" of {where}" if where else "")
     if "step" in p:
         what += f" (step {p['step']}{', EMA generator' if p.get('ema') else ''})"
     against = f" against {p['reference']} ({p.get('n_real', '?')} examples)" if "reference" in p else ""

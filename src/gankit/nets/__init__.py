@@ -5,7 +5,7 @@ returns `(G, D)`. G maps `(B, z_dim)` noise to examples; D maps examples to `(B,
 Nets never know which loss trains them.
 """
 
-from . import anomaly, dcgan, mlp, progan, resnet, speech, stylegan, text2image, translation  # noqa: F401
+from . import anomaly, dcgan, mlp, progan, resnet, semisup, speech, stylegan, text2image, translation  # noqa: F401
 from .registry import build, count_params, flops_per_example, models
 
 __all__ = ["build", "count_params", "flops_per_example", "models"]

@@ -11,6 +11,11 @@ Protocol, per labelled-set size k (digits per class) and seed s:
    batch half real, half synthetic, labels the classes asked for); with both;
 4. report held-out accuracy mean +- std over seeds, and a paired t-test of each variant against
    the real-only classifier over the same seeds (same subset, same initialisation).
+5. the semi-supervised rows, same subset and seed: the semi-supervised GAN (`ssgan_mnist`,
+   every training digit unlabelled, the k per class labelled) scored as a classifier itself;
+   the cDCGAN trained on the whole pool with that D's pseudo-labels (the k true labels kept),
+   its samples added as in step 3; and those samples filtered: kept only where the
+   semi-supervised D gives the class asked for probability >= `confidence`.
 Nothing here is tuned to make the GAN look good; a "no gain" row is a result.
 """
 
@@ -31,6 +36,8 @@ from torch import Tensor
 from . import mean_std
 
 CONDITIONS = ("real", "real+classic", "real+gan", "real+gan+classic")
+# the semi-supervised rows: D itself, + samples of a cGAN on D's pseudo-labels, + those filtered by D
+SEMISUP = ("ssgan", "real+pseudo_gan", "real+filtered_gan")
 
 
 @dataclass
@@ -40,23 +47,27 @@ class Settings:
     gan_steps: int = 1000  # cdcgan_mnist steps on the labelled subset
     clf_steps: int = 200  # classifier steps (batch 64) for every condition
     synth_per_class: int = 200  # GAN samples drawn per class for the synthetic half of each batch
+    ss_steps: int = 1500  # ssgan_mnist steps (every training digit unlabelled, k per class labelled)
+    pool_gan_steps: int = 1000  # cdcgan_mnist steps on the whole pool with the semi-supervised D's pseudo-labels
+    confidence: float = 0.9  # the filtered row keeps samples D puts in the asked class with at least this
 
 
-REDUCED = Settings()
-FULL = Settings(sizes=(10, 50, 100, 400), seeds=10, gan_steps=3000, clf_steps=1000, synth_per_class=500)
+# reduced: 10 labels per class only (the four old rows at 10/50/100 alone took 13.1 min on 2 cores)
+REDUCED = Settings(sizes=(10,))
+FULL = Settings(sizes=(10, 50, 100, 400), seeds=10, gan_steps=3000, clf_steps=1000, synth_per_class=500,
+                ss_steps=4000, pool_gan_steps=3000)
 
 
 def labelled_subset(x: Tensor, y: Tensor, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
-    """per_class examples of each class, drawn without replacement with the seed."""
-    g = torch.Generator().manual_seed(seed)
-    idx = []
-    for c in range(int(y.max()) + 1):
-        pool = (y == c).nonzero().squeeze(1)
-        if len(pool) < per_class:
-            raise ValueError(f"class {c} has {len(pool)} examples, fewer than {per_class}")
-        idx.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
-    i = torch.cat(idx)
+    """per_class examples of each class, drawn without replacement with the seed (the draw the
+    semi-supervised family makes from the same pool with the same seed)."""
+    from ..data.core import stratified_draw
+
+    i = stratified_draw(y, per_class, seed)
     return x[i], y[i]
+
+
+_QUIET = ["train.tensorboard=false", "train.sample_every=0", "train.ckpt_every=0", "train.log_every=100"]
 
 
 def train_cgan(x: Tensor, y: Tensor, steps: int, seed: int, workdir: Path) -> Any:
@@ -68,9 +79,41 @@ def train_cgan(x: Tensor, y: Tensor, steps: int, seed: int, workdir: Path) -> An
     out = workdir / f"cgan-{len(x)}-{seed}"
     api.train("cdcgan_mnist", data=str(path), out=out, steps=steps, seed=seed,
               batch=min(64, len(x)),
-              overrides=["train.tensorboard=false", "train.sample_every=0", "train.ckpt_every=0",
-                         "train.log_every=100", "train.precision=fp32"], progress=False)
+              overrides=[*_QUIET, "train.precision=fp32"], progress=False)
     return api.load(out)
+
+
+def train_ssgan(per_class: int, steps: int, seed: int, workdir: Path) -> Any:
+    """The ssgan_mnist recipe with `per_class` labels: its labelled digits are `labelled_subset(xtr,
+    ytr, per_class, seed)` of this study (the same pool, draw and seed); returns its Classifier."""
+    from .. import api
+    from ..families.semisup import Classifier
+
+    out = workdir / f"ssgan-{per_class}-{seed}"
+    api.train("ssgan_mnist", out=out, steps=steps, seed=seed, progress=False,
+              overrides=[*_QUIET, f"data.labels_per_class={per_class}"])
+    return Classifier(out)
+
+
+def semisup_rows(clf: Any, xtr: Tensor, labelled: Tensor, y: Tensor, st: Settings, seed: int, workdir: Path,
+                 xte: Tensor, yte: Tensor) -> dict[str, float]:
+    """The semi-supervised rows of one (size, seed): D's accuracy; a cGAN on the pool's pseudo-labels
+    (D's argmax, the labelled digits' own labels) with its samples added; those samples filtered by D."""
+    from ..metrics.classifier import evaluate_accuracy, load_digit_classifier
+
+    x = xtr[labelled]
+    pseudo = clf.predict(xtr)
+    pseudo[labelled] = y  # the labelled digits keep their true labels
+    g = train_cgan(xtr, pseudo, st.pool_gan_steps, seed, workdir)
+    sx, sy = synthesize(g, st.synth_per_class, 10, seed)
+    keep = clf.probs(sx)[torch.arange(len(sy)), sy] >= st.confidence
+    filtered = (sx[keep], sy[keep]) if keep.any() else None
+    return {"ssgan": float((clf.predict(xte) == yte).float().mean()),
+            "real+pseudo_gan": evaluate_accuracy(train_classifier(x, y, st.clf_steps, seed, synth=(sx, sy)), xte, yte),
+            "real+filtered_gan": evaluate_accuracy(train_classifier(x, y, st.clf_steps, seed, synth=filtered),
+                                                   xte, yte),
+            "filtered_kept": float(keep.float().mean()),
+            "pseudo_gan_label_accuracy": evaluate_accuracy(load_digit_classifier(), sx, sy)}
 
 
 def synthesize(g: Any, per_class: int, classes: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -130,6 +173,7 @@ def paired_t(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def run(settings: Settings = REDUCED, log: Callable[[str], None] = print) -> dict[str, Any]:
+    from ..data.core import stratified_draw
     from ..metrics.classifier import evaluate_accuracy, load_digit_classifier, split_mnist5k
 
     xtr, ytr, xte, yte = split_mnist5k()
@@ -137,7 +181,8 @@ def run(settings: Settings = REDUCED, log: Callable[[str], None] = print) -> dic
     with tempfile.TemporaryDirectory(prefix="gankit-augment-") as tmp:
         for k in settings.sizes:
             for seed in range(settings.seeds):
-                x, y = labelled_subset(xtr, ytr, k, seed)
+                labelled = stratified_draw(ytr, k, seed)  # = labelled_subset's draw, and ssgan_mnist's
+                x, y = xtr[labelled], ytr[labelled]
                 g = train_cgan(x, y, settings.gan_steps, seed, Path(tmp))
                 synth = synthesize(g, settings.synth_per_class, 10, seed)
                 accs = {}
@@ -147,10 +192,18 @@ def run(settings: Settings = REDUCED, log: Callable[[str], None] = print) -> dic
                     accs[cond] = evaluate_accuracy(net, xte, yte)
                 # how well the GAN renders the classes asked for, by the shipped classifier
                 gan_acc = evaluate_accuracy(load_digit_classifier(), *synth)
-                rows.append({"per_class": k, "seed": seed, **accs, "gan_label_accuracy": gan_acc})
+                clf = train_ssgan(k, settings.ss_steps, seed, Path(tmp))
+                ss = semisup_rows(clf, xtr, labelled, y, settings, seed, Path(tmp), xte, yte)
+                ss["pseudo_label_accuracy"] = float((clf.predict(xtr) == ytr).float().mean())
+                rows.append({"per_class": k, "seed": seed, **accs, "gan_label_accuracy": gan_acc, **ss})
                 log(f"k={k} seed={seed}: " + ", ".join(f"{c} {100 * a:.1f} %" for c, a in accs.items())
-                    + f"; GAN samples labelled right {100 * gan_acc:.1f} %")
+                    + f"; GAN samples labelled right {100 * gan_acc:.1f} %; "
+                    + ", ".join(f"{c} {100 * ss[c]:.1f} %" for c in SEMISUP)
+                    + f"; filter kept {100 * ss['filtered_kept']:.0f} %")
     return {"settings": asdict(settings), "test_examples": len(xte), "rows": rows, "summary": summarize(rows)}
+
+
+EXTRA = ("filtered_kept", "pseudo_label_accuracy", "pseudo_gan_label_accuracy")
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -158,10 +211,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for k in sorted({r["per_class"] for r in rows}):
         rs = [r for r in rows if r["per_class"] == k]
         s: dict[str, Any] = {"per_class": k, "seeds": len(rs)}
-        for c in (*CONDITIONS, "gan_label_accuracy"):
+        for c in (*CONDITIONS, "gan_label_accuracy", *SEMISUP, *EXTRA):
             v = [r[c] for r in rs]
             s[c] = mean_std(v)
-        for c in CONDITIONS[1:]:
+        for c in (*CONDITIONS[1:], *SEMISUP):
             s[f"{c} vs real"] = paired_t([r[c] for r in rs], [r["real"] for r in rs])
         out.append(s)
     return out
@@ -180,7 +233,7 @@ def markdown(res: dict[str, Any]) -> str:
     def cell(s: dict[str, Any], c: str) -> str:
         m, sd = s[c]
         text = f"{100 * m:.1f} ± {100 * sd:.1f} %"
-        if c != "real" and c != "gan_label_accuracy":
+        if c != "real" and c not in ("gan_label_accuracy", *EXTRA):
             d, p = s[f"{c} vs real"]
             sig = "significant" if p < 0.05 else "n.s."
             ptxt = "p < 0.001" if p < 0.001 else f"p {p:.3f}"
@@ -189,6 +242,18 @@ def markdown(res: dict[str, Any]) -> str:
 
     for s in res["summary"]:
         cells = " | ".join(cell(s, c) for c in (*CONDITIONS, "gan_label_accuracy"))
+        lines.append(f"| {s['per_class']} | {s['seeds']} | {cells} |")
+    lines += ["", f"Semi-supervised rows (same subsets, seeds and test digits): the semi-supervised GAN "
+              f"(`ssgan_mnist`, {st['ss_steps']} steps, all 4000 training digits unlabelled) as the classifier; "
+              f"real digits + samples of a cDCGAN trained {st['pool_gan_steps']} steps on the pool with its "
+              f"pseudo-labels; the same + samples kept only where its D gives the asked class p >= "
+              f"{st['confidence']}. Δ and p against real-only, as above.", "",
+              "| labelled per class | seeds | real only | semi-supervised D | + pseudo-label cGAN "
+              "| + filtered cGAN | samples kept by the filter | pool pseudo-labels right "
+              "| pseudo-label cGAN samples of the asked class |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for s in res["summary"]:
+        cells = " | ".join(cell(s, c) for c in ("real", *SEMISUP, *EXTRA))
         lines.append(f"| {s['per_class']} | {s['seeds']} | {cells} |")
     return "\n".join(lines) + "\n"
 
@@ -201,7 +266,7 @@ def write(res: dict[str, Any], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ks = [s["per_class"] for s in res["summary"]]
-    for c in CONDITIONS:
+    for c in (*CONDITIONS, *SEMISUP):
         m = [100 * s[c][0] for s in res["summary"]]
         sd = [100 * (0 if math.isnan(s[c][1]) else s[c][1]) for s in res["summary"]]
         ax.errorbar(ks, m, yerr=sd, marker="o", capsize=3, label=c)
