@@ -120,7 +120,7 @@ def cmd_study(a: argparse.Namespace) -> int:
 
 
 def cmd_anomaly(a: argparse.Namespace) -> int:
-    """Score images with a GANomaly or f-AnoGAN run (`gankit train ganomaly_mnist`)."""
+    """Score images with an anomaly run (`gankit train ganomaly_mnist | fanogan_mnist | dknn_mnist`)."""
     import torch
 
     from .families.anomaly import Detector
@@ -212,8 +212,9 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("-q", "--quiet", action="store_true")
     st.set_defaults(func=cmd_study)
 
-    an = sub.add_parser("anomaly", help="score digit images with a ganomaly or fanogan run")
-    an.add_argument("model", metavar="run", help="a run folder of gankit train ganomaly_mnist / fanogan_mnist")
+    an = sub.add_parser("anomaly", help="score digit images with a dknn, ganomaly or fanogan run")
+    an.add_argument("model", metavar="run", help="a run folder of gankit train dknn_mnist / ganomaly_mnist / "
+                    "fanogan_mnist")
     an.add_argument("--no-ema", action="store_true")
     an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
     an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")

@@ -5,8 +5,10 @@ for each digit c, train on the training-split digits of class c only (mnist5k `d
 `data.normal_class=c`); score the held-out split (every class: c is normal, the others
 anomalous); AUROC per class and its mean, over seeds.
 
-The GAN methods are the recipes `ganomaly_mnist` and `fanogan_mnist` (families/anomaly.py),
-trained through `gankit.train` and scored by their run's `Detector`. Scores, higher = more anomalous:
+The GAN methods are the recipes `dknn_mnist`, `ganomaly_mnist` and `fanogan_mnist`
+(families/anomaly.py), trained through `gankit.train` and scored by their run's `Detector`.
+Scores, higher = more anomalous:
+- `dknn`: mean distance to the 5 nearest training digits in the GAN discriminator's features;
 - `ganomaly` (Akcay et al. 2018): |z - z_hat|^2;
 - `fanogan` (Schlegl et al. 2019, izi_f): |x - G(E(x))|^2 + |f(x) - f(G(E(x)))|^2;
 - `autoencoder` (baseline, no GAN): the same encoder/decoder trained on MSE; score the MSE;
@@ -30,7 +32,10 @@ from torch import Tensor, nn
 from ..nets.anomaly import decoder, encoder  # the autoencoder baseline shares the GAN methods' nets
 from . import mean_std
 
-METHODS = ("ganomaly", "fanogan", "autoencoder", "knn")
+METHODS = ("dknn", "ganomaly", "fanogan", "autoencoder", "knn")
+GANS = ("dknn", "ganomaly", "fanogan")
+LABELS = {"dknn": "D-feature 5-NN (GAN)", "ganomaly": "GANomaly", "fanogan": "f-AnoGAN (izi_f)",
+          "autoencoder": "autoencoder (no GAN)", "knn": "5-NN pixels (no GAN)"}
 
 
 @dataclass
@@ -133,7 +138,7 @@ def run(settings: Settings = REDUCED, save: Path | None = None, log: Callable[[s
                 anomalous = test.y != c
                 row: dict[str, Any] = {"normal_class": c, "seed": seed}
                 for method in METHODS:
-                    if method in ("ganomaly", "fanogan"):
+                    if method in GANS:
                         out = Path(tmp) / f"{method}-class{c}-seed{seed}"
                         m = train_gan(method, c, settings, seed, out)
                         if save is not None and seed == 0:
@@ -164,8 +169,8 @@ def markdown(res: dict[str, Any]) -> str:
             "training on the normal class's training-split digits; mean ± std over "
             f"{st['seeds']} seeds; "
             f"{st['steps']} training steps (f-AnoGAN's encoder {st['encoder_steps']}), nz {st['nz']}.")
-    lines = [head, "", "| normal class | GANomaly | f-AnoGAN (izi_f) | autoencoder (no GAN) | 5-NN pixels (no GAN) |",
-             "|---|---|---|---|---|"]
+    lines = [head, "", "| normal class | " + " | ".join(LABELS[m] for m in METHODS) + " |",
+             "|---" * (len(METHODS) + 1) + "|"]
 
     def fmt(v: tuple[float, float]) -> str:
         return f"{v[0]:.3f}" if math.isnan(v[1]) else f"{v[0]:.3f} ± {v[1]:.3f}"
