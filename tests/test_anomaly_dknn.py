@@ -111,3 +111,30 @@ def test_dknn_recipe_needs_labels_and_enough_examples(tmp_path):
         gankit.train("dknn_mnist", data=str(tmp_path / "x.npy"), out=tmp_path / "r", steps=1, overrides=TINY)
     with pytest.raises(GankitError, match="anomaly.k must be >= 1"):
         gankit.train("dknn_mnist", out=tmp_path / "r", steps=1, overrides=[*TINY, "anomaly.k=0"])
+
+
+@pytest.mark.parametrize("rec_weight", [0.0, 10.0])
+def test_dknn_reconstruction_term_trains_the_encoder_only_when_weighted(rec_weight, tmp_path):
+    from gankit.training.state import read_checkpoint
+
+    sets = [*TINY, f"anomaly.rec_weight={rec_weight}"]
+    gankit.train("dknn_mnist", out=tmp_path / "a", steps=1, overrides=[*sets, "train.ckpt_every=1"])
+    gankit.train("dknn_mnist", out=tmp_path / "b", steps=2, overrides=[*sets, "train.log_every=1"])
+    a, b = (read_checkpoint(tmp_path / r / "checkpoints" / "latest.pt")["g"] for r in ("a", "b"))
+    moved = not torch.equal(a["enc.0.weight"], b["enc.0.weight"])  # the encoder's step-2 update
+    assert moved == (rec_weight > 0)
+    assert not torch.equal(a["dec.1.weight"], b["dec.1.weight"])  # the decoder is the GAN's G either way
+    log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert any("mse" in row for row in log)
+
+
+def test_anomaly_study_runs_chosen_methods_only(tmp_path, capsys):
+    args = ["study", "anomaly", "--classes", "1", "--seeds", "1", "--steps", "3", "--methods", "knn,dknn",
+            "--out", str(tmp_path), "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| normal class | D-feature 5-NN (GAN) | 5-NN pixels (no GAN) |" in out and "| GANomaly" not in out
+    row = (tmp_path / "anomaly.csv").read_text().splitlines()
+    assert len(row) == 2 and "fanogan" not in row[0]
+    assert main(["study", "anomaly", "--methods", "knn,ocsvm"]) == 2
+    assert "--methods: unknown ocsvm" in capsys.readouterr().err

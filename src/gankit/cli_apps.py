@@ -83,6 +83,15 @@ def cmd_study(a: argparse.Namespace) -> int:
     mod = {"augment": augment, "anomaly": anomaly, "text2image": text2image, "speech": speech}[a.what]
     base = mod.FULL if a.full else mod.REDUCED
     changes: dict[str, Any] = {}
+    if getattr(a, "methods", None):
+        if a.what != "anomaly":
+            raise GankitError("--methods is an option of gankit study anomaly")
+        wanted = tuple(m.strip() for m in a.methods.split(","))
+        unknown = [m for m in wanted if m not in anomaly.METHODS]
+        if unknown or not wanted:
+            raise GankitError(f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose from "
+                              f"{', '.join(anomaly.METHODS)}")
+        changes["methods"] = tuple(m for m in anomaly.METHODS if m in wanted)
     for key in ("sizes", "classes"):
         if getattr(a, key):
             try:
@@ -191,8 +200,8 @@ def add_parsers(sub: Any) -> None:
         tr.set_defaults(func=cmd_translate, cmd=name)
 
     st = sub.add_parser("study", help="measured experiments over seeds: augment (does a cGAN trained on k "
-                        "labelled digits per class help a classifier?), anomaly (one-class AUROC: GANomaly, "
-                        "f-AnoGAN, autoencoder, k-NN), text2image (captioned digits: class accuracy, "
+                        "labelled digits per class help a classifier?), anomaly (one-class AUROC: D-feature k-NN, "
+                        "GANomaly, f-AnoGAN, autoencoder, k-NN), text2image (captioned digits: class accuracy, "
                         "attribute correlation, matching-aware D vs plain conditional D), speech (spoken "
                         "digits from a SpecGAN, word error rate)")
     st.add_argument("what", choices=["augment", "anomaly", "text2image", "speech"])
@@ -203,6 +212,8 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("--clf-steps", type=int, dest="clf_steps",
                     help="augment: classifier steps; speech: recogniser steps")
     st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
+    st.add_argument("--methods", help="anomaly: detectors, comma-separated (default all: dknn, ganomaly, fanogan, "
+                    "autoencoder, knn)")
     st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of "
                     "them); text2image, speech: GAN steps")
     st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly; text2image: the "

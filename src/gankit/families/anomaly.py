@@ -147,18 +147,30 @@ class FAnoGAN(Anomaly):
 
 
 class DFeatureKNN(Anomaly):
-    """A GAN on the normal class (Dmain, Gmain); its D's feature layer is the representation:
-    score = mean distance to the `anomaly.k` nearest training digits in those features. k-NN in a
-    learned feature space is what the strongest one-class detectors score with (Bergman, Cohen and
-    Hoshen 2020, "Deep Nearest Neighbor Anomaly Detection"; there on pretrained features, here on
-    the discriminator's, which the GAN teaches to tell the normal class from near misses)."""
+    """A GAN on the normal class whose generator is an autoencoder's decoder: Dmain (real vs
+    decodings of random codes, OCGAN's visual discriminator, Perera et al. 2019), Gmain (the
+    run's G loss + `anomaly.rec_weight` x MSE(x, dec(enc(x))); 0 = a plain GAN). The score uses
+    D alone: the mean distance to the `anomaly.k` nearest training digits in D's feature layer,
+    k-NN in a learned feature space as in Bergman, Cohen and Hoshen 2020 ("Deep Nearest Neighbor
+    Anomaly Detection"; there on pretrained features, here on the discriminator's, which the GAN
+    teaches to tell the normal class from near misses). The reconstruction term trains G to cover
+    every training digit, so D must learn features of all of them (measured: better than a plain
+    GAN's D, docs/studies.md)."""
 
     name, models = "dknn", ("dknn",)
-    doc = "D-feature k-NN: a GAN on the normal class; score = distance to the k nearest training digits in D's features"
-    keys = frozenset({"data.normal_class", "model.z_dim", "anomaly.k", "train.grid_n"})
+    doc = ("D-feature k-NN: an autoencoder whose decoder is the GAN's G; score = distance to the k nearest "
+           "training digits in D's features")
+    keys = frozenset({"data.normal_class", "model.z_dim", "anomaly.k", "anomaly.rec_weight", "train.grid_n"})
 
     def phases(self, cfg: Config) -> list[Phase]:
-        return [Phase("Dmain", "d", gan_d_main), Phase("Gmain", "g", gan_g_main)]
+        return [Phase("Dmain", "d", gan_d_main), Phase("Gmain", "g", self.g_main)]
+
+    @staticmethod
+    def g_main(s: TrainState, b: Batch) -> Tensor:
+        adv = gan_g_main(s, b)
+        rec = F.mse_loss(s.g.reconstruct(b.real).float(), b.real)
+        b.out["mse"] = rec.detach()
+        return adv + s.cfg.anomaly.rec_weight * rec
 
     def score(self, det: Detector, x: Tensor, training: bool = False) -> Tensor:
         from ..nets.anomaly import knn_distance

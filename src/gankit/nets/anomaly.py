@@ -84,15 +84,20 @@ class FAnoGANG(nn.Module):
         return ((x - rec) ** 2).flatten(1).mean(1) + ((d(x)[1] - d(rec)[1]) ** 2).mean(1)
 
 
-class DCGANG(nn.Module):
-    """A DCGAN generator (the decoder), for detectors that keep only a trained D (D-feature k-NN)."""
+class AutoEncoderG(nn.Module):
+    """An autoencoder whose decoder is also the GAN's generator (OCGAN's visual discriminator
+    judges decodings of random codes, Perera et al. 2019): `forward(z)` decodes, `reconstruct(x)`
+    encodes then decodes. Used by the D-feature k-NN detector, which scores with D alone."""
 
     def __init__(self, nz: int, w: int) -> None:
         super().__init__()
-        self.g = decoder(nz, w)
+        self.enc, self.dec = encoder(nz, w), decoder(nz, w)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.g(z)
+        return self.dec(z)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.dec(self.enc(x))
 
 
 def knn_distance(f: Tensor, bank: Tensor, k: int, exclude_self: bool = False) -> Tensor:
@@ -123,7 +128,8 @@ def build_fanogan(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modul
     return FAnoGANG(cfg.z_dim, cfg.width), Critic(cfg.width)
 
 
-@models.register("dknn", "D-feature k-NN: a DCGAN G and a D with a feature layer (anomaly detection)")
+@models.register("dknn", "D-feature k-NN: an autoencoder whose decoder is the GAN's G, a D with a feature layer "
+                 "(anomaly detection)")
 def build_dknn(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     _digits(shape, "dknn")
-    return DCGANG(cfg.z_dim, cfg.width), Critic(cfg.width)
+    return AutoEncoderG(cfg.z_dim, cfg.width), Critic(cfg.width)
