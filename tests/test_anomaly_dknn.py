@@ -13,7 +13,7 @@ import gankit
 from gankit.cli import main
 from gankit.config import DataConfig
 from gankit.data import build, held_out
-from gankit.data.files import held_out_index
+from gankit.data.files import held_out_index, split
 from gankit.errors import GankitError
 from gankit.families.anomaly import Detector
 from gankit.nets.anomaly import knn_distance
@@ -71,13 +71,14 @@ def _labelled_set(root, kind):
 @pytest.mark.parametrize("kind", ["folder", "npz", "idx"])
 def test_user_data_split_is_disjoint_and_said(kind, tmp_path, caplog):
     src = _labelled_set(tmp_path, kind)
-    with caplog.at_level(logging.INFO, logger="gankit.note"):
-        train = build(DataConfig(source=str(src), split="train"))
-    test = held_out(DataConfig(source=str(src), split="train"))
+    whole = build(DataConfig(source=str(src), split="train"))  # a user's set has no split of its own...
+    assert len(whole) == 60 and len(held_out(DataConfig(source=str(src), split="train"))) == 60
+    with caplog.at_level(logging.INFO, logger="gankit.note"):  # ...the anomaly families cut one
+        train = split(whole, "train", src)
+    test = split(whole, "test", src)
     assert "data.split=train" in caplog.text and "54 of 60" in caplog.text
     assert (len(train), len(test)) == (54, 6) and test.y.tolist() == [0, 0, 1, 1, 2, 2]
-    whole = build(DataConfig(source=str(src))).x.flatten(1)
-    rows = {tuple(r.tolist()) for r in whole}
+    rows = {tuple(r.tolist()) for r in whole.x.flatten(1)}
     assert len(rows) == 60  # noise makes every image distinct, so membership below is exact
     tr, te = {tuple(r.tolist()) for r in train.x.flatten(1)}, {tuple(r.tolist()) for r in test.x.flatten(1)}
     assert not tr & te and tr | te == rows

@@ -29,7 +29,8 @@ class DataConfig:
     channels: int = 0  # force 1 (grayscale) or 3 (RGB); 0 keeps the native channel count
     n: int = 0  # use only the first n examples (toy sets: points drawn); 0 = all
     pad: int = 0  # pad images by this many background pixels per side (after resizing), e.g. 2: 28 -> 32
-    split: str = "all"  # all | train (9 of every 10) | test (every 10th; a user's set: a seeded tenth per class)
+    # built-ins: all | train (9 of every 10) | test (every 10th); anomaly runs on a user's set: a seeded tenth per class
+    split: str = "all"
     normal_class: int = -1  # anomaly detection: train on this class only (the "normal" one); -1 = all
 
 

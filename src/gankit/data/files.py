@@ -50,7 +50,7 @@ def load_path(path: Path, cfg: Any) -> Dataset:
     for name in _ORDER:
         fmt = formats.get(name)
         if fmt.matches(path):
-            return split(fmt.load(path, cfg), getattr(cfg, "split", "all"), path)
+            return fmt.load(path, cfg)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise DataError(f"{path}: one image is not a dataset; pass the folder that holds the images")
     raise DataError(f"{path}: unknown data format (known: {', '.join(_ORDER)}; see `gankit list formats`)")
@@ -71,9 +71,10 @@ def held_out_index(y: torch.Tensor | None, n: int, seed: int = 0) -> torch.Tenso
 
 
 def split(ds: Dataset, which: str, path: Path) -> Dataset:
-    """`data.split` on a user's set: train (nine tenths of each class) | test (the held-out tenth,
-    `held_out_index`) | all. Said in a note line, since users' files have no split of their own.
-    A prepared memory map streams from disk and is used whole (its note says so)."""
+    """`data.split` on a user's set, for the families that hold data out (anomaly detection):
+    train (nine tenths of each class) | test (the held-out tenth, `held_out_index`) | all. Said in
+    a note line, since users' files have no split of their own. A prepared memory map streams from
+    disk and is used whole (its note says so)."""
     from ..notes import note
 
     if which == "all":

@@ -37,6 +37,7 @@ class Anomaly(Family):
     distributed = False  # the phases call G's encoder and decoder directly, not through DDP
 
     def prepare(self, cfg: Config, data: Dataset) -> Dataset:
+        data = user_split(cfg, data, cfg.data.split)
         c = cfg.data.normal_class
         if c < 0:
             return data
@@ -57,6 +58,16 @@ class Anomaly(Family):
         own training images (for the threshold), which a k-NN score must not match to themselves.
         By default the score the run's G carries."""
         return det.g.score(x, det.d)
+
+
+def user_split(cfg: Config, data: Dataset, which: str) -> Dataset:
+    """A user's set (a path, not a built-in, which has its own split) cut by `data.split`: a seeded
+    held-out tenth of each class (data.files.split), so `gankit eval` scores examples the run
+    never trained on."""
+    from ..data import datasets
+    from ..data.files import split
+
+    return data if cfg.data.source in datasets else split(data, which, Path(cfg.data.source))
 
 
 def _real(s: TrainState, b: Batch) -> Tensor:
@@ -250,9 +261,16 @@ class Detector:
 def held_out_scores(det: Detector, n: int = 0) -> tuple[Tensor, Tensor, str]:
     """The detector's scores on held-out digits (`data.held_out` of its run's data, every class),
     whether each is anomalous (not the normal class), and what the held-out set was."""
-    from ..data import datasets, held_out
+    from ..data import Dataset, build, datasets, held_out
 
-    test = held_out(det.cfg.data, n)
+    if det.cfg.data.source in datasets:
+        test = held_out(det.cfg.data, n)
+    else:
+        test = user_split(det.cfg, build(det.cfg.data), "test" if det.cfg.data.split == "train" else "all")
+        if n and n < len(test):
+            idx = torch.linspace(0, len(test) - 1, n).round().long()
+            test = Dataset(test.x[idx], test.y[idx] if test.y is not None else None, test.name, test.classes)
+        test.meta = {**test.meta, "split": "test" if det.cfg.data.split == "train" else "all"}
     if test.y is None or det.normal_class < 0:
         raise ConfigError("held-out scores need labelled data and a data.normal_class")
     split = test.meta["split"]
