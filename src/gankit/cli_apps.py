@@ -101,8 +101,9 @@ def cmd_study(a: argparse.Namespace) -> int:
     for key in ("seeds", "gan_steps", "clf_steps", "steps"):
         if getattr(a, key) is not None:
             changes[key] = getattr(a, key)
-    if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's encoder keeps its share of the budget
-        changes["encoder_steps"] = max(1, round(changes["steps"] * base.encoder_steps / base.steps))
+    if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's GAN and encoder keep their share of the budget
+        for key in ("fanogan_steps", "encoder_steps"):
+            changes[key] = max(1, round(changes["steps"] * getattr(base, key) / base.steps))
     try:
         settings = dataclasses.replace(base, **changes)
     except TypeError as e:
@@ -214,8 +215,8 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
     st.add_argument("--methods", help="anomaly: detectors, comma-separated (default all: dknn, ganomaly, fanogan, "
                     "autoencoder, knn)")
-    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of "
-                    "them); text2image, speech: GAN steps")
+    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN: 5/8 of them for its "
+                    "GAN, 3/8 for its encoder); text2image, speech: GAN steps")
     st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly; text2image: the "
                     "seed-0 GAN-CLS model, for gankit sample DIR --text; speech: the seed-0 SpecGAN, for "
                     "gankit say DIR")
