@@ -7,8 +7,10 @@
   then Emain: the encoder inside G learns to invert the frozen G, minimising |x - G(E(x))|^2 +
   kappa |f(x) - f(G(E(x)))|^2 (f: D's features, kappa `anomaly.feature_weight`); that sum is the
   score. No per-image latent search (AnoGAN's), which is 100x slower.
-- `dknn`: the same GAN (Dmain, Gmain), scored by the mean distance to the `anomaly.k` nearest
-  training digits in D's features (the training digits are rebuilt from the run's data).
+- `dknn`: a GAN whose G is an autoencoder's decoder (Dmain: real vs decodings of random codes;
+  Gmain: G's loss + `anomaly.rec_weight` x MSE reconstruction), scored by the mean distance to
+  the `anomaly.k` nearest training digits in D's features (the training digits are rebuilt from
+  the run's data; on a user's set the anomaly families hold out a seeded tenth of each class).
 
 `gankit eval RUN` gives the held-out AUROC (normal class against the others); `gankit anomaly
 RUN IMAGES` scores images against a threshold: the 95th percentile of the training digits'
