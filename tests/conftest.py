@@ -21,7 +21,7 @@ def tiny_config(recipe=None, *extra, steps=4, data=None):
         sets = [s for s in sets if not s.startswith("data.n=")] + ["data.n=512"]
     if recipe == "text2image_digits":  # captions need every digit; mnist5k is sorted by class
         sets = [s for s in sets if not s.startswith("data.n=")] + ["text.encoder_steps=5"]
-    if recipe in ("ganomaly_mnist", "fanogan_mnist"):  # one class of mnist5k, which is sorted by class
+    if recipe in ("ganomaly_mnist", "fanogan_mnist", "dknn_mnist"):  # one class of mnist5k, sorted by class
         sets = [s for s in sets if not s.startswith("data.n=")]
     if recipe == "fanogan_mnist":  # one GAN step, then its encoder
         sets.append("anomaly.gan_steps=1")

@@ -45,6 +45,10 @@ def test_family_nets_take_their_conditions():
         assert g(torch.randn(2, 8)).shape == (2, 1, 28, 28) and g.score(x, d).shape == (5,)
         logit, feat = d(x)
         assert logit.shape == (5,) and feat.shape[0] == 5
+    g, d = build(ModelConfig(name="dknn", z_dim=8, width=4), (1, 28, 28))  # scored by D's features alone
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    assert g(torch.randn(2, 8)).shape == (2, 1, 28, 28) and g.reconstruct(x).shape == x.shape
+    assert d(x)[1].shape == (5, 8 * 49)
 
 
 @pytest.mark.parametrize("name,shape", [(n, s) for n in SHAPES for s in SHAPES[n]])

@@ -76,7 +76,7 @@ ANOMALY_TINY = ["model.z_dim=8", "model.width=8", "train.batch=16", "train.preci
                 "train.channels_last=off", "train.sample_every=0", "train.tensorboard=false"]
 
 
-@pytest.mark.parametrize("recipe", ["ganomaly_mnist", "fanogan_mnist"])
+@pytest.mark.parametrize("recipe", ["ganomaly_mnist", "fanogan_mnist", "dknn_mnist"])
 def test_anomaly_recipes_train_resume_exactly_score_and_evaluate(recipe, tmp_path, capsys):
     import gankit
     from gankit.families.anomaly import Detector
@@ -139,7 +139,7 @@ def test_gankit_anomaly_scores_a_folder_and_rejects_bad_runs(tmp_path, capsys):
     assert main(["anomaly", str(tmp_path / "missing"), str(imgs)]) == 2
     gankit.train("mlp_mnist", out=tmp_path / "mlp", steps=1, overrides=["model.width=8", "train.batch=16"])
     assert main(["anomaly", str(tmp_path / "mlp"), str(imgs)]) == 2
-    assert "need a ganomaly or fanogan run" in capsys.readouterr().err
+    assert "need a dknn, fanogan or ganomaly run" in capsys.readouterr().err
 
 
 def test_tiny_anomaly_study_end_to_end(tmp_path, capsys):

@@ -84,6 +84,15 @@ def cmd_study(a: argparse.Namespace) -> int:
     mod = {"augment": augment, "anomaly": anomaly, "text2image": text2image, "speech": speech}[a.what]
     base = mod.FULL if a.full else mod.REDUCED
     changes: dict[str, Any] = {}
+    if getattr(a, "methods", None):
+        if a.what != "anomaly":
+            raise GankitError("--methods is an option of gankit study anomaly")
+        wanted = tuple(m.strip() for m in a.methods.split(","))
+        unknown = [m for m in wanted if m not in anomaly.METHODS]
+        if unknown or not wanted:
+            raise GankitError(f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose from "
+                              f"{', '.join(anomaly.METHODS)}")
+        changes["methods"] = tuple(m for m in anomaly.METHODS if m in wanted)
     for key in ("sizes", "classes"):
         if getattr(a, key):
             try:
@@ -98,8 +107,9 @@ def cmd_study(a: argparse.Namespace) -> int:
             changes["ss_steps"] = changes.pop("steps")
         if "gan_steps" in changes:
             changes["pool_gan_steps"] = changes["gan_steps"]
-    if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's encoder keeps its share of the budget
-        changes["encoder_steps"] = max(1, round(changes["steps"] * base.encoder_steps / base.steps))
+    if a.what == "anomaly" and "steps" in changes:  # f-AnoGAN's GAN and encoder keep their share of the budget
+        for key in ("fanogan_steps", "encoder_steps"):
+            changes[key] = max(1, round(changes["steps"] * getattr(base, key) / base.steps))
     try:
         settings = dataclasses.replace(base, **changes)
     except TypeError as e:
@@ -126,7 +136,7 @@ def cmd_study(a: argparse.Namespace) -> int:
 
 
 def cmd_anomaly(a: argparse.Namespace) -> int:
-    """Score images with a GANomaly or f-AnoGAN run (`gankit train ganomaly_mnist`)."""
+    """Score images with an anomaly run (`gankit train ganomaly_mnist | fanogan_mnist | dknn_mnist`)."""
     import torch
 
     from .families.anomaly import Detector
@@ -235,9 +245,9 @@ def add_parsers(sub: Any) -> None:
 
     st = sub.add_parser("study", help="measured experiments over seeds: augment (does a cGAN trained on k "
                         "labelled digits per class help a classifier? and a semi-supervised GAN?), anomaly "
-                        "(one-class AUROC: GANomaly, f-AnoGAN, autoencoder, k-NN), text2image (captioned "
-                        "digits: class accuracy, attribute correlation, matching-aware D vs plain conditional "
-                        "D), speech (spoken digits from a SpecGAN, word error rate)")
+                        "(one-class AUROC: D-feature k-NN, GANomaly, f-AnoGAN, autoencoder, k-NN), text2image "
+                        "(captioned digits: class accuracy, attribute correlation, matching-aware D vs plain "
+                        "conditional D), speech (spoken digits from a SpecGAN, word error rate)")
     st.add_argument("what", choices=["augment", "anomaly", "text2image", "speech"])
     st.add_argument("--full", action="store_true", help="the full setting (more seeds, longer training)")
     st.add_argument("--seeds", type=int)
@@ -246,8 +256,10 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("--clf-steps", type=int, dest="clf_steps",
                     help="augment: classifier steps; speech: recogniser steps")
     st.add_argument("--classes", help="anomaly: normal classes, comma-separated (default 0..9)")
-    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN's encoder: 2/3 of "
-                    "them); text2image, speech: GAN steps; augment: semi-supervised GAN steps")
+    st.add_argument("--methods", help="anomaly: detectors, comma-separated (default all: dknn, ganomaly, fanogan, "
+                    "autoencoder, knn)")
+    st.add_argument("--steps", type=int, help="anomaly: training steps of each model (f-AnoGAN: 5/8 of them for its "
+                    "GAN, 3/8 for its encoder); text2image, speech: GAN steps; augment: semi-supervised GAN steps")
     st.add_argument("--save", help="anomaly: keep the seed-0 models here, for gankit anomaly; text2image: the "
                     "seed-0 GAN-CLS model, for gankit sample DIR --text; speech: the seed-0 SpecGAN, for "
                     "gankit say DIR")
@@ -255,8 +267,9 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("-q", "--quiet", action="store_true")
     st.set_defaults(func=cmd_study)
 
-    an = sub.add_parser("anomaly", help="score digit images with a ganomaly or fanogan run")
-    an.add_argument("model", metavar="run", help="a run folder of gankit train ganomaly_mnist / fanogan_mnist")
+    an = sub.add_parser("anomaly", help="score digit images with a dknn, ganomaly or fanogan run")
+    an.add_argument("model", metavar="run", help="a run folder of gankit train dknn_mnist / ganomaly_mnist / "
+                    "fanogan_mnist")
     an.add_argument("--no-ema", action="store_true")
     an.add_argument("images", help="an image or a folder of images (28x28 grayscale)")
     an.add_argument("--threshold", type=float, help="flag scores above this (default: the model's own)")

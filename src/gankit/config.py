@@ -29,7 +29,8 @@ class DataConfig:
     channels: int = 0  # force 1 (grayscale) or 3 (RGB); 0 keeps the native channel count
     n: int = 0  # use only the first n examples (toy sets: points drawn); 0 = all
     pad: int = 0  # pad images by this many background pixels per side (after resizing), e.g. 2: 28 -> 32
-    split: str = "all"  # mnist5k and the image-to-image built-ins: all | train (9 of every 10) | test (every 10th)
+    # built-ins: all | train (9 of every 10) | test (every 10th); anomaly runs on a user's set: a seeded tenth per class
+    split: str = "all"
     normal_class: int = -1  # anomaly detection: train on this class only (the "normal" one); -1 = all
     labels_per_class: int = 0  # semi-supervised: labels kept for this many training images per class (seeded)
 
@@ -145,13 +146,14 @@ class TrainConfig:
 
 @dataclass
 class AnomalyConfig:
-    """GANomaly and f-AnoGAN options: the anomaly families' own section."""
+    """GANomaly, f-AnoGAN and D-feature k-NN options: the anomaly families' own section."""
 
     rec_weight: float = 50.0  # GANomaly: weight of the contextual L1 |x - x_hat| (Akcay et al.: 50)
     latent_weight: float = 1.0  # GANomaly: weight of the latent L2 |z - z_hat|^2
     adv_weight: float = 1.0  # GANomaly: weight of the feature-matching adversarial term
     gan_steps: int = 400  # f-AnoGAN: steps of the GAN stage; the steps after it train the encoder (G, D frozen)
     feature_weight: float = 1.0  # f-AnoGAN: kappa, weight of D's feature residual in the encoder's loss
+    k: int = 5  # D-feature k-NN: neighbours among the training digits' D features whose mean distance is the score
 
 
 @dataclass
@@ -415,7 +417,7 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"{sec}.{f.name} must be a finite number, got {v}")
     positive = ["train.batch", "train.n_critic", "model.z_dim", "model.width", "train.grid_n", "model.depth",
                 "model.pack", "model.mbd_kernels", "model.mbd_dim", "model.n_d", "model.n_g", "model.grow_steps",
-                "model.patch_layers"]
+                "model.patch_layers", "anomaly.k"]
     for key in positive:
         sec, k = key.split(".")
         if getattr(getattr(cfg, sec), k) < 1:

@@ -63,9 +63,9 @@ def export_generator(g: Generator, out: Path, *, format: str | None = None) -> P
     from .families import family_of
 
     family = family_of(g.cfg)
-    if family.name in ("ganomaly", "fanogan"):
-        raise GankitError(f"{g.cfg.recipe} is an anomaly detector ({family.name}): it scores images with G and D "
-                          "together, and an export holds G only; share the run folder instead")
+    if family.name in ("ganomaly", "fanogan", "dknn"):
+        raise GankitError(f"{g.cfg.recipe} is an anomaly detector ({family.name}): it scores images with its D "
+                          "(and G, or its training digits), and an export holds G only; share the run folder instead")
     if format is not None and format not in TRACED:
         raise GankitError(f"--format must be onnx or torchscript, got {format!r}")
     if format is not None and (g.task or g.captioned):

@@ -56,6 +56,47 @@ def load_path(path: Path, cfg: Any) -> Dataset:
     raise DataError(f"{path}: unknown data format (known: {', '.join(_ORDER)}; see `gankit list formats`)")
 
 
+def held_out_index(y: torch.Tensor | None, n: int, seed: int = 0) -> torch.Tensor:
+    """Indices of the held-out tenth of a user's set (`data.split=test`; `train` is the rest):
+    round(n_c / 10) examples of each class c, at least one when it has two or more, drawn by a
+    permutation seeded with `seed`, so every run, `gankit eval` and the studies see the same split.
+    Without labels: a tenth of all n. The built-ins keep their own fixed split (every 10th digit)."""
+    g = torch.Generator().manual_seed(seed)
+    groups = [torch.arange(n)] if y is None else [(y == c).nonzero().squeeze(1) for c in range(int(y.max()) + 1)]
+    out = []
+    for idx in groups:
+        k = min(max(round(len(idx) / 10), 1), len(idx) - 1) if len(idx) > 1 else 0
+        out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return torch.cat(out).sort().values
+
+
+def split(ds: Dataset, which: str, path: Path) -> Dataset:
+    """`data.split` on a user's set, for the families that hold data out (anomaly detection):
+    train (nine tenths of each class) | test (the held-out tenth, `held_out_index`) | all. Said in
+    a note line, since users' files have no split of their own. A prepared memory map streams from
+    disk and is used whole (its note says so)."""
+    from ..notes import note
+
+    if which == "all":
+        return ds
+    if not isinstance(ds.x, torch.Tensor):
+        note(f"data.split={which} does not apply to the prepared set {path.name}: all {len(ds.x)} examples are used")
+        return ds
+    test = torch.zeros(len(ds.x), dtype=torch.bool)
+    test[held_out_index(ds.y, len(ds.x))] = True
+    keep = test if which == "test" else ~test
+    if not keep.any():
+        raise DataError(f"{path}: {len(ds.x)} examples are too few for a held-out split (data.split={which}); "
+                        "use data.split=all")
+    note(f"data.split={which} on {path.name}: {int(keep.sum())} of {len(ds.x)} examples ("
+         + ("the held-out tenth of each class, seed 0)" if which == "test" else "nine tenths of each class; the "
+            "seeded other tenth is held out for gankit eval)"))
+    pick = keep.nonzero().squeeze(1)
+    a = ds.a[pick] if ds.a is not None and ds.paired else ds.a
+    return Dataset(ds.x[pick], ds.y[pick] if ds.y is not None else None, ds.name, ds.classes, ds.meta, a=a,
+                   paired=ds.paired, cond=ds.cond[pick] if ds.cond is not None else None)
+
+
 @register_format("ab_folder", lambda p: p.is_dir() and (p / "A").is_dir() and (p / "B").is_dir(),
                  "image-to-image pairs: A/ and B/ folders, paired by file name (unpaired when no name is shared)")
 def _ab_folder(path: Path, cfg: Any) -> Dataset:

@@ -1,4 +1,4 @@
-"""Anomaly detection on one "normal" class (`data.normal_class`): GANomaly and f-AnoGAN.
+"""Anomaly detection on one "normal" class (`data.normal_class`): GANomaly, f-AnoGAN, D-feature k-NN.
 
 - `ganomaly` (Akcay et al. 2018): phases Dmain (real vs reconstructed x_hat, the run's loss) and
   Gmain (feature matching in D's features + `anomaly.rec_weight` x L1(x, x_hat) +
@@ -7,6 +7,10 @@
   then Emain: the encoder inside G learns to invert the frozen G, minimising |x - G(E(x))|^2 +
   kappa |f(x) - f(G(E(x)))|^2 (f: D's features, kappa `anomaly.feature_weight`); that sum is the
   score. No per-image latent search (AnoGAN's), which is 100x slower.
+- `dknn`: a GAN whose G is an autoencoder's decoder (Dmain: real vs decodings of random codes;
+  Gmain: G's loss + `anomaly.rec_weight` x MSE reconstruction), scored by the mean distance to
+  the `anomaly.k` nearest training digits in D's features (the training digits are rebuilt from
+  the run's data; on a user's set the anomaly families hold out a seeded tenth of each class).
 
 `gankit eval RUN` gives the held-out AUROC (normal class against the others); `gankit anomaly
 RUN IMAGES` scores images against a threshold: the 95th percentile of the training digits'
@@ -35,6 +39,7 @@ class Anomaly(Family):
     distributed = False  # the phases call G's encoder and decoder directly, not through DDP
 
     def prepare(self, cfg: Config, data: Dataset) -> Dataset:
+        data = user_split(cfg, data, cfg.data.split)
         c = cfg.data.normal_class
         if c < 0:
             return data
@@ -50,10 +55,39 @@ class Anomaly(Family):
     def evaluate(self, g: Any, n: int = 0, seed: int = 0) -> dict:
         return held_out_auroc(g.path, n, ema=g.ema)
 
+    def score(self, det: Detector, x: Tensor, training: bool = False) -> Tensor:
+        """Scores (N,) of images x (N,1,28,28), higher = more anomalous. `training`: x are the run's
+        own training images (for the threshold), which a k-NN score must not match to themselves.
+        By default the score the run's G carries."""
+        return det.g.score(x, det.d)
+
+
+def user_split(cfg: Config, data: Dataset, which: str) -> Dataset:
+    """A user's set (a path, not a built-in, which has its own split) cut by `data.split`: a seeded
+    held-out tenth of each class (data.files.split), so `gankit eval` scores examples the run
+    never trained on."""
+    from ..data import datasets
+    from ..data.files import split
+
+    return data if cfg.data.source in datasets else split(data, which, Path(cfg.data.source))
+
 
 def _real(s: TrainState, b: Batch) -> Tensor:
     b.real = b.data[s.batch_indices(s.cfg.train.batch)]
     return b.real
+
+
+def gan_d_main(s: TrainState, b: Batch) -> Tensor:
+    """A plain GAN's D phase on the normal class (f-AnoGAN's first stage, D-feature k-NN)."""
+    real = _real(s, b)
+    b.fake = s.g_run(s.sample_z(len(real)))
+    b.d_loss = s.loss.d(real=s.d_run(real)[0].float(), fake=s.d_run(b.fake.detach())[0].float())
+    return b.d_loss
+
+
+def gan_g_main(s: TrainState, b: Batch) -> Tensor:
+    b.g_loss = s.loss.g(fake=s.d(b.fake)[0].float(), real=None)
+    return b.g_loss
 
 
 class GANomaly(Anomaly):
@@ -107,17 +141,7 @@ class FAnoGAN(Anomaly):
         return [Phase("Dmain", "d", self.d_main, when=gan), Phase("Gmain", "g", self.g_main, when=gan),
                 Phase("Emain", "g", self.e_main, when=encoder, only="e")]
 
-    @staticmethod
-    def d_main(s: TrainState, b: Batch) -> Tensor:
-        real = _real(s, b)
-        b.fake = s.g_run(s.sample_z(len(real)))
-        b.d_loss = s.loss.d(real=s.d_run(real)[0].float(), fake=s.d_run(b.fake.detach())[0].float())
-        return b.d_loss
-
-    @staticmethod
-    def g_main(s: TrainState, b: Batch) -> Tensor:
-        b.g_loss = s.loss.g(fake=s.d(b.fake)[0].float(), real=None)
-        return b.g_loss
+    d_main, g_main = staticmethod(gan_d_main), staticmethod(gan_g_main)
 
     @staticmethod
     def e_main(s: TrainState, b: Batch) -> Tensor:
@@ -135,15 +159,52 @@ class FAnoGAN(Anomaly):
         return loss
 
 
-for _fam in (GANomaly(), FAnoGAN()):
+class DFeatureKNN(Anomaly):
+    """A GAN on the normal class whose generator is an autoencoder's decoder: Dmain (real vs
+    decodings of random codes, OCGAN's visual discriminator, Perera et al. 2019), Gmain (the
+    run's G loss + `anomaly.rec_weight` x MSE(x, dec(enc(x))); 0 = a plain GAN). The score uses
+    D alone: the mean distance to the `anomaly.k` nearest training digits in D's feature layer,
+    k-NN in a learned feature space as in Bergman, Cohen and Hoshen 2020 ("Deep Nearest Neighbor
+    Anomaly Detection"; there on pretrained features, here on the discriminator's, which the GAN
+    teaches to tell the normal class from near misses). The reconstruction term trains G to cover
+    every training digit, so D must learn features of all of them (measured: better than a plain
+    GAN's D, docs/studies.md)."""
+
+    name, models = "dknn", ("dknn",)
+    doc = ("D-feature k-NN: an autoencoder whose decoder is the GAN's G; score = distance to the k nearest "
+           "training digits in D's features")
+    keys = frozenset({"data.normal_class", "model.z_dim", "anomaly.k", "anomaly.rec_weight", "train.grid_n"})
+
+    def phases(self, cfg: Config) -> list[Phase]:
+        return [Phase("Dmain", "d", gan_d_main), Phase("Gmain", "g", self.g_main)]
+
+    @staticmethod
+    def g_main(s: TrainState, b: Batch) -> Tensor:
+        adv = gan_g_main(s, b)
+        rec = F.mse_loss(s.g.reconstruct(b.real).float(), b.real)
+        b.out["mse"] = rec.detach()
+        return adv + s.cfg.anomaly.rec_weight * rec
+
+    def score(self, det: Detector, x: Tensor, training: bool = False) -> Tensor:
+        from ..nets.anomaly import knn_distance
+
+        return knn_distance(det.d(x)[1], det.bank, det.cfg.anomaly.k, exclude_self=training)
+
+
+for _fam in (GANomaly(), FAnoGAN(), DFeatureKNN()):
     families.add(_fam.name, _fam)
 
 
 # --- using a trained detector -------------------------------------------------------------------
 
+def detector_models() -> tuple[str, ...]:
+    """The model names of every anomaly family (what `gankit anomaly` accepts)."""
+    return tuple(m for name in families if isinstance(fam := families.get(name), Anomaly) for m in fam.models)
+
+
 class Detector:
     """A trained anomaly run: `score(x)` (N,1,28,28) in [-1,1] -> (N,) scores, higher = more
-    anomalous; `threshold` flags about 5 % of the training digits."""
+    anomalous, by its family's `score`; `threshold` flags about 5 % of the training digits."""
 
     def __init__(self, run: str | Path, ema: bool = True) -> None:
         from ..nets.registry import from_checkpoint
@@ -151,10 +212,14 @@ class Detector:
         path = Path(run)
         nets = from_checkpoint(path / "checkpoints" / "latest.pt" if path.is_dir() else path, ema)
         self.cfg, self.g, self.d, self.path = nets.cfg, nets.g, nets.d, nets.path
-        if self.cfg.model.name not in ("ganomaly", "fanogan"):
-            raise ConfigError(f"{run} is a {self.cfg.model.name} run; anomaly scores need a ganomaly or fanogan "
-                              "run (gankit train ganomaly_mnist / fanogan_mnist)")
+        known = detector_models()
+        if self.cfg.model.name not in known:
+            raise ConfigError(f"{run} is a {self.cfg.model.name} run; anomaly scores need a {', '.join(known[:-1])} "
+                              f"or {known[-1]} run (gankit train {' / '.join(m + '_mnist' for m in known)})")
         self.method, self.normal_class = self.cfg.model.name, self.cfg.data.normal_class
+        self.family = families.get(self.method)
+        self._train: Tensor | None = None
+        self._bank: Tensor | None = None
         gan_steps = self.cfg.anomaly.gan_steps
         if self.method == "fanogan" and nets.step <= gan_steps:
             raise ConfigError(f"{run}: this f-AnoGAN run is at step {nets.step}, still in its GAN stage "
@@ -163,36 +228,63 @@ class Detector:
         self._threshold: float | None = None
 
     @torch.no_grad()
-    def score(self, x: Tensor, batch: int = 500) -> Tensor:
+    def score(self, x: Tensor, batch: int = 500, training: bool = False) -> Tensor:
         if tuple(x.shape[1:]) != (1, 28, 28):
             raise ConfigError(f"{self.method} scores 28x28 grey digits; got images of shape {tuple(x.shape[1:])}")
-        return torch.cat([self.g.score(x[i: i + batch], self.d) for i in range(0, len(x), batch)]).float()
+        return torch.cat([self.family.score(self, x[i: i + batch], training)
+                          for i in range(0, len(x), batch)]).float()
+
+    @property
+    def training_images(self) -> Tensor:
+        """The run's own training images (its data rebuilt: the normal class of its split)."""
+        if self._train is None:
+            from ..data import build as build_data
+
+            self._train = self.family.prepare(self.cfg, build_data(self.cfg.data)).x
+        return self._train
+
+    @property
+    @torch.no_grad()
+    def bank(self) -> Tensor:
+        """D's features of the training images (M,F), what a k-NN score compares against."""
+        if self._bank is None:
+            x = self.training_images
+            self._bank = torch.cat([self.d(x[i: i + 500])[1].float() for i in range(0, len(x), 500)])
+        return self._bank
 
     @property
     def threshold(self) -> float:
         """The 95th percentile of the scores of the run's own training digits."""
         if self._threshold is None:
-            from ..data import build as build_data
-
-            data = families.get(self.method).prepare(self.cfg, build_data(self.cfg.data))
-            self._threshold = float(torch.quantile(self.score(data.x), 0.95))
+            self._threshold = float(torch.quantile(self.score(self.training_images, training=True), 0.95))
         return self._threshold
 
 
 def held_out_scores(det: Detector, n: int = 0) -> tuple[Tensor, Tensor, str]:
     """The detector's scores on held-out digits (`data.held_out` of its run's data, every class),
     whether each is anomalous (not the normal class), and what the held-out set was."""
-    from ..data import held_out
+    from ..data import Dataset, build, datasets, held_out
 
-    test = held_out(det.cfg.data, n)
+    if det.cfg.data.source in datasets:
+        test = held_out(det.cfg.data, n)
+    else:
+        test = user_split(det.cfg, build(det.cfg.data), "test" if det.cfg.data.split == "train" else "all")
+        if n and n < len(test):
+            idx = torch.linspace(0, len(test) - 1, n).round().long()
+            test = Dataset(test.x[idx], test.y[idx] if test.y is not None else None, test.name, test.classes)
+        test.meta = {**test.meta, "split": "test" if det.cfg.data.split == "train" else "all"}
     if test.y is None or det.normal_class < 0:
         raise ConfigError("held-out scores need labelled data and a data.normal_class")
-    return det.score(test.x), test.y != det.normal_class, f"{det.cfg.data.source} (split {test.meta['split']})"
+    split = test.meta["split"]
+    how = ("the training data itself, not held out" if split == "all" else
+           "every 10th example" if det.cfg.data.source in datasets else "a seeded tenth of each class")
+    return det.score(test.x), test.y != det.normal_class, f"{det.cfg.data.source} (split {split}: {how})"
 
 
 def held_out_auroc(run: str | Path, n: int = 0, ema: bool = True) -> dict[str, Any]:
-    """AUROC of the run's scores on held-out digits (data.split=test of its source, every class):
-    the normal class against all others. `n` > 0: n held-out digits, evenly spaced."""
+    """AUROC of the run's scores on held-out digits (data.split=test of its source, every class;
+    a user's set: its seeded held-out tenth, data.files.held_out_index): the normal class against
+    all others. `n` > 0: n held-out digits, evenly spaced."""
     from sklearn.metrics import roc_auc_score
 
     det = Detector(run, ema=ema)

@@ -1,6 +1,7 @@
-"""Anomaly-detection nets on 28x28 grey digits (GANomaly, f-AnoGAN): a conv encoder, its mirrored
-decoder, and a D with a feature layer. Each G keeps its own `score(x, d)` (higher = more
-anomalous) so a run folder alone can score images.
+"""Anomaly-detection nets on 28x28 grey digits (GANomaly, f-AnoGAN, D-feature k-NN): a conv
+encoder, its mirrored decoder, and a D with a feature layer. GANomaly's and f-AnoGAN's G keep their
+own `score(x, d)` (higher = more anomalous) so a run folder alone can score images; the D-feature
+k-NN scores with `knn_distance` against its training digits' features.
 """
 
 from __future__ import annotations
@@ -83,6 +84,33 @@ class FAnoGANG(nn.Module):
         return ((x - rec) ** 2).flatten(1).mean(1) + ((d(x)[1] - d(rec)[1]) ** 2).mean(1)
 
 
+class AutoEncoderG(nn.Module):
+    """An autoencoder whose decoder is also the GAN's generator (OCGAN's visual discriminator
+    judges decodings of random codes, Perera et al. 2019): `forward(z)` decodes, `reconstruct(x)`
+    encodes then decodes. Used by the D-feature k-NN detector, which scores with D alone."""
+
+    def __init__(self, nz: int, w: int) -> None:
+        super().__init__()
+        self.enc, self.dec = encoder(nz, w), decoder(nz, w)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.dec(z)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.dec(self.enc(x))
+
+
+def knn_distance(f: Tensor, bank: Tensor, k: int, exclude_self: bool = False) -> Tensor:
+    """Mean Euclidean distance of each row of `f` (N,F) to its k nearest rows of `bank` (M,F), (N,).
+    `exclude_self`: f is the bank itself (leave-one-out: each row's zero distance to itself is
+    dropped, so training scores are not biased low). ConfigError when the bank is too small."""
+    drop = int(exclude_self)
+    if len(bank) < k + drop:
+        raise ConfigError(f"k-NN needs at least {k + drop} training examples, got {len(bank)}")
+    d = torch.cdist(f.float(), bank.float())
+    return d.topk(k + drop, largest=False).values[:, drop:].mean(1)
+
+
 def _digits(shape: tuple[int, ...], name: str) -> None:
     if tuple(shape) != (1, 28, 28):
         raise ConfigError(f"{name} works on 28x28 grey digits; the data holds {tuple(shape)}")
@@ -98,3 +126,10 @@ def build_ganomaly(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
 def build_fanogan(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     _digits(shape, "fanogan")
     return FAnoGANG(cfg.z_dim, cfg.width), Critic(cfg.width)
+
+
+@models.register("dknn", "D-feature k-NN: an autoencoder whose decoder is the GAN's G, a D with a feature layer "
+                 "(anomaly detection)")
+def build_dknn(cfg: Any, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    _digits(shape, "dknn")
+    return AutoEncoderG(cfg.z_dim, cfg.width), Critic(cfg.width)

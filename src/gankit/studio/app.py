@@ -220,7 +220,7 @@ def create_app(run_dirs: list[Path], db_path: Path, *, host: str = "127.0.0.1",
     return app
 
 
-ANOMALY = ("ganomaly", "fanogan")
+ANOMALY = ("ganomaly", "fanogan", "dknn")  # the anomaly families (families/anomaly.py)
 
 
 def _family(g: api.Generator) -> str:

@@ -7,7 +7,7 @@
 const $ = (id) => document.getElementById(id);
 let RUNS = [];
 let SESSION = {rater: null, owner: false};  // this browser's rater id (issued by the server) and owner status
-const ANOMALY = ["ganomaly", "fanogan"];
+const ANOMALY = ["ganomaly", "fanogan", "dknn"];
 
 // Every text from the server or the user (run, study and recipe names, metric keys, messages) goes
 // into the page as text, never as markup: elements are made here and filled with text nodes, so a
