@@ -335,7 +335,7 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
 
 
-DEFAULT_RECIPE = "dcgan_mnist_fast"
+DEFAULT_RECIPE = "selfcond_mnist"
 AUTO = "auto"  # the recipe of `gankit train --data X` without one: chosen from the data once it is read
 SMALL_DATA_RECIPE = "dcgan_small_data"
 TOY_RECIPE = "toy_ring"

@@ -136,6 +136,7 @@ def self_condition(data: Dataset, k: int, seed: int) -> Dataset:
     on the pixels, downsampled to at most 32x32 so large images cost what small ones do; the
     same data and seed give the same clusters, so a resumed run trains on the same labels."""
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     from ..data import Dataset as DS
     from ..notes import note
@@ -148,7 +149,10 @@ def self_condition(data: Dataset, k: int, seed: int) -> Dataset:
         x = F.adaptive_avg_pool2d(x, 32)
     if len(x) < k:
         raise ConfigError(f"model.clusters={k} needs at least {k} images, {data.name or 'the data'} has {len(x)}")
-    ids = KMeans(k, n_init=3, random_state=seed).fit_predict(x.flatten(1).numpy().astype("float64"))
+    # one thread: a few seconds for 5000 digits, and immune to a busy neighbour, where OpenMP's
+    # spinning threads took 20x longer (the same trap as training's threads, training/threads.py)
+    with threadpool_limits(1):
+        ids = KMeans(k, n_init=3, random_state=seed).fit_predict(x.flatten(1).numpy())
     sizes = sorted(int(c) for c in torch.bincount(torch.from_numpy(ids), minlength=k))
     note(f"self-conditioning: {k} k-means clusters of {len(x)} images (sizes {sizes[0]}..{sizes[-1]})"
          + ("; the data's own labels are not used" if data.y is not None else ""))
