@@ -174,7 +174,7 @@ def test_self_conditioned_g_reads_its_cluster_from_z_at_the_data_frequencies(tin
         assert torch.equal(g(placed[:8]), g(placed[:8], y[:8]))
 
 
-def test_self_conditioned_run_clusters_without_labels_and_samples_unconditionally(tiny, tmp_path, caplog):
+def test_self_conditioned_run_clusters_without_labels_and_samples_unconditionally(tiny, tmp_path, caplog, monkeypatch):
     import logging
 
     sets = ("model.clusters=4", "train.ckpt_every=2")
@@ -197,12 +197,22 @@ def test_self_conditioned_run_clusters_without_labels_and_samples_unconditionall
     # checks the ONNX copy against eager sampling
     gankit.export(tmp_path / "run", tmp_path / "onnx", format="onnx")
     assert gankit.resume(tmp_path / "run", steps=6).step == 6
+    # clusters that came out differently on resume (another scikit-learn) are refused, not trained on
+    from gankit.families import noise2image
+
+    real = noise2image.self_condition
+    monkeypatch.setattr(noise2image, "self_condition", lambda d, k, seed: real(d, k, seed + 1))
+    with pytest.raises(ConfigError, match="labels the run trains on differ"):
+        gankit.resume(tmp_path / "run", steps=8)
 
 
 @pytest.mark.parametrize(("sets", "match"), [
     (("model.cond=none", "model.clusters=4"), "needs at least 2 clusters and a conditional D"),
     (("model.clusters=1",), "needs at least 2 clusters"),
     (("model.clusters=4", "model.n_classes=10"), "the clusters are the classes"),
+    (("model.clusters=4", "model.n_g=2"), "cannot combine with model.n_g"),
+    (("model.clusters=4", "reg.mode_seeking=1"), "cannot combine with reg.mode_seeking"),
+    (("model.clusters=4", "train.unroll=2"), "cannot combine with train.unroll"),
 ])
 def test_self_conditioning_config_errors(tiny, sets, match):
     with pytest.raises(ConfigError, match=match):

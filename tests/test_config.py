@@ -95,6 +95,11 @@ def test_recipe_for_data_by_channels_size_and_count(shape, count, recipe):
     assert name in C.recipe_names()
 
 
+def test_a_streamed_digit_set_gets_the_unconditional_net():
+    # self-conditioning clusters the images in memory; a prepared (memory-mapped) set is streamed
+    assert C.recipe_for_data((1, 28, 28), 60000, streamed=True)[0] == C.STREAMED_RECIPE != C.DEFAULT_RECIPE
+
+
 def test_data_without_a_recipe_keeps_every_key_the_user_set():
     cfg = make_config(None, data="shapes", overrides=["train.batch=16", "optim.lr_d=1e-4"], steps=7, seed=3)
     assert cfg.recipe == C.AUTO
@@ -103,3 +108,8 @@ def test_data_without_a_recipe_keeps_every_key_the_user_set():
     assert (chosen.train.batch, chosen.optim.lr_d, chosen.train.steps, chosen.train.seed) == (16, 1e-4, 7, 3)
     assert chosen.data.source == "shapes"
     assert make_config("dcgan_mnist_fast", data="shapes").recipe == "dcgan_mnist_fast"  # named: never replaced
+    # a value the user gave that happens to equal the default recipe's is kept too (--steps 9000 is 9000)
+    same = make_config(None, data="shapes", steps=C.load_recipe(None).train.steps)
+    chosen = C.with_recipe(same, C.SMALL_DATA_RECIPE)
+    assert chosen.train.steps == C.load_recipe(None).train.steps != C.load_recipe(C.SMALL_DATA_RECIPE).train.steps
+    assert C.with_recipe(make_config(None, data="shapes", seconds=5), C.SMALL_DATA_RECIPE).train.steps == 0

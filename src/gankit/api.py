@@ -37,6 +37,11 @@ def make_config(recipe: str | None = None, data: str | None = None, overrides: S
         cfg.train.batch = int(batch)
     if seed is not None:
         cfg.train.seed = int(seed)
+    if cfg.recipe == config_mod.AUTO:  # what the user set is kept when the data's recipe replaces the default
+        flags = {"train.steps": steps is not None or seconds is not None, "train.seconds": seconds is not None,
+                 "train.batch": batch is not None, "train.seed": seed is not None}
+        cfg.given = {"data.source", *(k for k, on in flags.items() if on),
+                     *(o.split("=", 1)[0].strip() for o in overrides if "." in o.split("=", 1)[0])}
     from .families import resolve
 
     return resolve(cfg)

@@ -339,31 +339,36 @@ DEFAULT_RECIPE = "selfcond_mnist"
 AUTO = "auto"  # the recipe of `gankit train --data X` without one: chosen from the data once it is read
 SMALL_DATA_RECIPE = "dcgan_small_data"
 TOY_RECIPE = "toy_ring"
+STREAMED_RECIPE = "dcgan_mnist_fast"  # the default's unconditional net: self-conditioning needs the images in memory
 DIGIT_LIKE_MIN = 2000  # gray images up to 32x32 with at least this many examples train like the digits
 
 
-def recipe_for_data(shape: tuple[int, ...], count: int) -> tuple[str, str]:
+def recipe_for_data(shape: tuple[int, ...], count: int, streamed: bool = False) -> tuple[str, str]:
     """The recipe for data of one example's `shape` ((C,H,W) images or (D,) points) and `count`
     examples, and why, in words. Gray images up to 32x32 with >= DIGIT_LIKE_MIN examples get the
     default (tuned on the 5000 embedded digits); other images (colour, larger, or fewer) get
     SMALL_DATA_RECIPE, which augments D's inputs (DiffAugment: with few images D memorises them
-    and G's gradients fade; Zhao et al. 2020); points get the toy recipe."""
+    and G's gradients fade; Zhao et al. 2020); points get the toy recipe. A `streamed` (prepared,
+    memory-mapped) digit-like set gets STREAMED_RECIPE: the default clusters the images in memory."""
     if len(shape) == 1:
         return TOY_RECIPE, f"{count} {shape[0]}-d points"
     c, h, w = shape
     what = f"{count} images of {c}x{h}x{w}"
     if c == 1 and max(h, w) <= 32 and count >= DIGIT_LIKE_MIN:
+        if streamed:
+            return STREAMED_RECIPE, f"{what}, streamed: small gray images; the default's net without its clustering"
         return DEFAULT_RECIPE, f"{what}: small gray images, like the digits it was tuned on"
     why = "colour" if c != 1 else f"fewer than {DIGIT_LIKE_MIN}" if count < DIGIT_LIKE_MIN else "larger than 32x32"
     return SMALL_DATA_RECIPE, f"{what} ({why}): D's inputs augmented (DiffAugment)"
 
 
 def with_recipe(cfg: Config, name: str) -> Config:
-    """The recipe `name` with every key `cfg` changed relative to the default recipe (its data,
-    --set values, steps, seed) applied on top: what choosing `name` on the command line gives."""
-    base = load_recipe(None)
+    """The recipe `name` with every key the user gave `cfg` applied on top: what choosing `name`
+    on the command line gives. The given keys are `cfg.given` (api.make_config records the --data,
+    --set and flag keys); without it, every key that differs from the default recipe."""
     out = load_recipe(name)
-    for key in sorted(changed_keys(cfg, base)):
+    given = getattr(cfg, "given", None)
+    for key in sorted(given if given is not None else changed_keys(cfg, load_recipe(None))):
         sec, k = key.split(".")
         setattr(getattr(out, sec), k, getattr(getattr(cfg, sec), k))
     return out

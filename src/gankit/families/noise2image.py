@@ -79,6 +79,10 @@ class NoiseToImage(Family):
             if m.clusters < 2 or m.cond == "none":
                 raise ConfigError(f"model.clusters={m.clusters} (self-conditioning) needs at least 2 clusters and a "
                                   "conditional D and G (model.cond=projection, model.cond_g=cbn)")
+            for bad, why in ((m.n_g > 1, "model.n_g > 1"), (reg.mode_seeking > 0, "reg.mode_seeking"),
+                             (t.unroll > 0, "train.unroll"), (m.name == "toy_mlp", "model.name=toy_mlp (points)")):
+                if bad:  # each draws z outside the cluster slices, or has no images to cluster
+                    raise ConfigError(f"model.clusters (self-conditioning) cannot combine with {why}")
             if m.n_classes not in (0, m.clusters):
                 raise ConfigError(f"model.n_classes={m.n_classes} but model.clusters={m.clusters}: the clusters "
                                   "are the classes; leave model.n_classes at 0")

@@ -126,12 +126,14 @@ class SelfConditionedG(ConditionalG):
     def place(self, z: Tensor, y: Tensor) -> Tensor:
         """z with z[:, 0] moved into cluster y's slice (Phi(z0) rescaled into it): a z that
         `cluster_of` maps to y, as random within the cluster as z was."""
-        hi = self.cdf[y]
-        lo = torch.where(y > 0, self.cdf[(y - 1).clamp(min=0)], torch.zeros_like(hi))
-        u = lo + _phi(z[:, 0].float()) * (hi - lo)
-        eps = 1e-6  # keep ndtri finite and the point strictly inside its slice
+        cdf = self.cdf.double()  # float64: a slice of 1/200 must keep its margins (float32 rounds them away)
+        hi = cdf[y]
+        lo = torch.where(y > 0, cdf[(y - 1).clamp(min=0)], torch.zeros_like(hi))
+        u = lo + _phi(z[:, 0].double()) * (hi - lo)
+        eps = 1e-3  # keep ndtri finite and the point inside its slice after rounding to z's float32
         z = z.clone()
-        z[:, 0] = torch.special.ndtri(u.clamp(lo + eps * (hi - lo), hi - eps * (hi - lo)).clamp(eps, 1 - eps))
+        u = u.clamp(lo + eps * (hi - lo), hi - eps * (hi - lo)).clamp(eps, 1 - eps)
+        z[:, 0] = torch.special.ndtri(u).to(z.dtype)
         return z
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:

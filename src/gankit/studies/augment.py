@@ -70,13 +70,14 @@ def labelled_subset(x: Tensor, y: Tensor, per_class: int, seed: int) -> tuple[Te
 _QUIET = ["train.tensorboard=false", "train.sample_every=0", "train.ckpt_every=0", "train.log_every=100"]
 
 
-def train_cgan(x: Tensor, y: Tensor, steps: int, seed: int, workdir: Path) -> Any:
-    """The cdcgan_mnist recipe on (x, y) only; returns the loaded EMA generator."""
+def train_cgan(x: Tensor, y: Tensor, steps: int, seed: int, workdir: Path, name: str = "subset") -> Any:
+    """The cdcgan_mnist recipe on (x, y) only; returns the loaded EMA generator. `name` tells the
+    runs of one seed apart (at 400 labels per class the subset is as large as the pool)."""
     from .. import api
 
-    path = workdir / f"subset-{seed}.npz"
+    path = workdir / f"{name}-{len(x)}-{seed}.npz"
     np.savez(path, x=((x.numpy() + 1) * 127.5).round().astype(np.uint8), y=y.numpy())
-    out = workdir / f"cgan-{len(x)}-{seed}"
+    out = workdir / f"cgan-{name}-{len(x)}-{seed}"
     api.train("cdcgan_mnist", data=str(path), out=out, steps=steps, seed=seed,
               batch=min(64, len(x)),
               overrides=[*_QUIET, "train.precision=fp32"], progress=False)
@@ -104,7 +105,7 @@ def semisup_rows(clf: Any, xtr: Tensor, labelled: Tensor, y: Tensor, st: Setting
     x = xtr[labelled]
     pseudo = clf.predict(xtr)
     pseudo[labelled] = y  # the labelled digits keep their true labels
-    g = train_cgan(xtr, pseudo, st.pool_gan_steps, seed, workdir)
+    g = train_cgan(xtr, pseudo, st.pool_gan_steps, seed, workdir, name="pool")
     sx, sy = synthesize(g, st.synth_per_class, 10, seed)
     keep = clf.probs(sx)[torch.arange(len(sy)), sy] >= st.confidence
     filtered = (sx[keep], sy[keep]) if keep.any() else None

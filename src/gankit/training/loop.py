@@ -83,6 +83,12 @@ class RunResult:
     images_per_s: float
 
 
+def _labels_hash(y: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(y.cpu().numpy().astype("int64").tobytes()).hexdigest()
+
+
 def prepare(cfg: Config) -> tuple[Config, Dataset]:
     """Resolve the config for its family (foreign keys refused), build the data and let the
     family check it and freeze what it derives from it. A config without a recipe (`--data`
@@ -90,7 +96,7 @@ def prepare(cfg: Config) -> tuple[Config, Dataset]:
     cfg = resolve_for_family(cfg)
     data = build_data(cfg.data)
     if cfg.recipe == config_mod.AUTO:
-        name, why = config_mod.recipe_for_data(data.shape, len(data))
+        name, why = config_mod.recipe_for_data(data.shape, len(data), streamed=not isinstance(data.x, torch.Tensor))
         note(f"recipe: {name} for {cfg.data.source}: {why}; another with `gankit train RECIPE --data ...`")
         cfg = resolve_for_family(config_mod.with_recipe(cfg, name))
     return cfg, family_of(cfg).prepare(cfg, data)
@@ -138,6 +144,8 @@ def fit(cfg: Config, out: Path, callbacks: list[Callback] | tuple = ()) -> RunRe
         torch.set_num_threads(cfg.train.threads)
         state = new_state(cfg, data.shape, len(data))
         family.init(state, data)
+        if family.uses_labels(cfg) and data.y is not None:
+            state.meta["labels_sha256"] = _labels_hash(data.y)
         if world.main:
             config_mod.save(cfg, out / "config.yaml", run_keys(cfg))
         return _run(state, data, out, callbacks, event="start", extra={"autotune": tuned})
@@ -187,6 +195,13 @@ def resume(run_dir: Path, overrides: list[str] = (), callbacks: list[Callback] |
         if len(data) != state.sampler.n:
             raise ConfigError(f"{cfg.data.source} now has {len(data)} examples, the run was trained on "
                               f"{state.sampler.n}")
+        recorded = state.meta.get("labels_sha256")
+        if recorded and data.y is not None and _labels_hash(data.y) != recorded:
+            # a changed labels file, or k-means clusters (model.clusters) that came out differently
+            # (another scikit-learn): the run would go on against other labels than it started with
+            raise ConfigError(f"{cfg.data.source}: the labels the run trains on differ from those at its start "
+                              "(changed labels, or self-conditioning clusters that came out differently); "
+                              "start a new run")
         world = _join(cfg)
         env = threads.requested(0)
         if env and env != cfg.train.threads and not any(o.split("=")[0].strip() == "train.threads" for o in overrides):
