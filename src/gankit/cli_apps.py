@@ -251,7 +251,8 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("what", choices=["augment", "anomaly", "text2image", "speech"])
     st.add_argument("--full", action="store_true", help="the full setting (more seeds, longer training)")
     st.add_argument("--seeds", type=int)
-    st.add_argument("--sizes", help="augment: labelled digits per class, comma-separated (default 10,50,100)")
+    st.add_argument("--sizes", help="augment: labelled digits per class, comma-separated (default 10; --full: "
+                    "10,50,100,400)")
     st.add_argument("--gan-steps", type=int, dest="gan_steps", help="augment: steps of each cGAN")
     st.add_argument("--clf-steps", type=int, dest="clf_steps",
                     help="augment: classifier steps; speech: recogniser steps")

@@ -3,9 +3,10 @@
 masks).
 
 Training draws from the families named in `model.masks` (each mask picks one of them uniformly);
-evaluation also scores every HELD_OUT family, which no recipe trains on, to measure whether
-the inpainter fills holes of shapes it has never seen (a model that learned "fill a rectangle"
-fails on a disc or a band). Families:
+`gankit eval` scores every family, each tagged trained or held out by the run's own mix, to
+measure whether the inpainter fills holes of shapes it has never seen (a model that learned
+"fill a rectangle" fails on a disc or a band). HELD_OUT are the families no shipped recipe
+trains on. Families:
 
 - `rect`: a rectangle, each side a quarter to half of the image's, anywhere (the first recipe's);
 - `strokes`: 2-4 thick (3 px) connected random strokes (free-form masks, Yu et al. 2019 style);
@@ -14,7 +15,8 @@ fails on a disc or a band). Families:
 - held out: `disc` (an ellipse, radii 20-35 % of the side), `boxes` (3-6 small squares of
   12-20 % of the side), `bands` (one or two full-length horizontal or vertical bands, 15-25 %
   wide), `centre` (the centred square of half the side: Pathak et al. 2016's context-encoder
-  hole; `square` masks can land there, so it is held out only from `rect,strokes` runs).
+  hole; a `square` mask can land there, so for runs trained on squares it is held out only as
+  a family, not as a hole position).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def bands(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
     return m
 
 
-@mask_families.register("centre", "held out from rect,strokes: the centred square of half the side")
+@mask_families.register("centre", "held out: the centred square of half the side")
 def centre(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
     m = torch.zeros(n, 1, h, w)
     m[..., h // 4: h // 4 + h // 2, w // 4: w // 4 + w // 2] = 1
