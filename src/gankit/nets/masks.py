@@ -46,6 +46,18 @@ def _rect_at(m: Tensor, rh: int, rw: int, g: torch.Generator) -> None:
     m[..., y: y + rh, x: x + rw] = 1
 
 
+def _squares(n: int, h: int, w: int, g: torch.Generator, lo: float, hi: float,
+             count: tuple[int, int] | None = None) -> Tensor:
+    """Squares of lo..hi of the side anywhere; `count`: that many per image (one without drawing)."""
+    m = torch.zeros(n, 1, h, w)
+    side = min(h, w)
+    for i in range(n):
+        for _ in range(_int(*count, g) if count else 1):
+            s = _int(round(lo * side), round(hi * side), g)
+            _rect_at(m[i], s, s, g)
+    return m
+
+
 @mask_families.register("rect", "a rectangle, each side 1/4 to 1/2 of the image's, anywhere")
 def rect(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
     m = torch.zeros(n, 1, h, w)
@@ -71,12 +83,7 @@ def strokes(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
 
 @mask_families.register("square", "a large square, 40-60 % of the side, anywhere including the centre")
 def square(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
-    m = torch.zeros(n, 1, h, w)
-    side = min(h, w)
-    for i in range(n):
-        s = _int(round(0.4 * side), round(0.6 * side), g)
-        _rect_at(m[i], s, s, g)
-    return m
+    return _squares(n, h, w, g, 0.4, 0.6)
 
 
 @mask_families.register("halfrect", "a rectangle of up to half the image, one side up to the full length")
@@ -107,13 +114,7 @@ def disc(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
 
 @mask_families.register("boxes", "held out: 3-6 small squares, 12-20 % of the side each")
 def boxes(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
-    m = torch.zeros(n, 1, h, w)
-    side = min(h, w)
-    for i in range(n):
-        for _ in range(_int(3, 6, g)):
-            s = _int(round(0.12 * side), round(0.2 * side), g)
-            _rect_at(m[i], s, s, g)
-    return m
+    return _squares(n, h, w, g, 0.12, 0.2, count=(3, 6))
 
 
 @mask_families.register("bands", "held out: one or two full-length bands, 15-25 % wide")
