@@ -94,7 +94,7 @@ class OptimConfig:
     grad_clip: float = 0.0  # clip each network's gradient norm to this; 0 = off
     lr_decay: str = "none"  # none | linear (to 0 at decay_steps) | exp (x decay_gamma per step)
     decay_steps: int = 0  # linear decay horizon; 0 = the run's train.steps, frozen at start
-    decay_start: float = 0.0  # linear: constant until this fraction of decay_steps, then to 0 (improved-gan: 2/3)
+    decay_start: float = 0.0  # linear: held until this fraction of decay_steps, then to 0 (improved-gan: 2/3)
     decay_gamma: float = 0.9995
     impl: str = "fused"  # Adam kernel: fused (one kernel for all tensors; measured 5-8x faster) | foreach | loop
 
