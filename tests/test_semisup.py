@@ -158,3 +158,41 @@ def test_augment_labelled_changes_only_the_labelled_inputs(tmp_path):
     assert not torch.allclose(seen[False][lab], seen[True][lab])
     assert torch.equal(seen[False][rest], seen[True][rest])  # the unlabelled batch is not augmented
     assert seen[True][lab].min() >= -1 - 1e-5 and seen[True][lab].max() <= 1 + 1e-5
+
+
+def test_ema_of_d_is_kept_saved_and_used_to_classify(tmp_path, capsys):
+    import gankit
+    from gankit.api import make_config
+    from gankit.checkpoint import read_checkpoint
+    from gankit.families.semisup import Classifier
+    from gankit.training.loop import prepare
+    from gankit.training.state import new_state
+    from gankit.training.step import train_step
+
+    _shapes(tmp_path / "shapes")
+    sets = [*TINY, "model.z_dim=8", "data.labels_per_class=2", "train.d_ema_beta=0.9"]
+    cfg, data = prepare(make_config("ssgan_mnist", data=str(tmp_path / "shapes"), steps=1, overrides=sets))
+    s = new_state(cfg, data.shape, len(data))
+    s.cond = data.cond
+    before = [p.detach().clone() for p in s.d.parameters()]
+    train_step(s, data.x)
+    # the warm-up beta of step 0 is 1/10: the average moves 90 % of the way to the new weights
+    for e, b, a in zip(s.d_ema.parameters(), before, s.d.parameters(), strict=True):
+        assert torch.allclose(e, 0.1 * b + 0.9 * a, atol=1e-6) and not torch.equal(b, a)
+    assert all(not p.requires_grad for p in s.d_ema.parameters())
+
+    run = tmp_path / "run"
+    gankit.train("ssgan_mnist", data=str(tmp_path / "shapes"), out=run, steps=12, seed=1, progress=False,
+                 overrides=sets)
+    ck = read_checkpoint(run / "checkpoints" / "latest.pt")
+    key = next(k for k in ck["d"] if k.endswith("original1"))
+    assert not torch.equal(ck["d_ema"][key], ck["d"][key])
+    clf, raw = Classifier(run), Classifier(run, ema=False)
+    assert clf.averaged and not raw.averaged
+    assert torch.equal(clf.d.state_dict()[key], ck["d_ema"][key]) and torch.equal(raw.d.state_dict()[key], ck["d"][key])
+    assert main(["eval", str(run), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert 0 <= res["heldout_accuracy_raw_d"] <= 1 and res["protocol"]["classifier"].startswith("D's EMA (beta 0.9)")
+    # a family whose product is G does not read train.d_ema_beta, so it is refused, not ignored
+    with pytest.raises(ConfigError, match="train.d_ema_beta is not used by"):
+        make_config("dcgan_mnist_fast", overrides=["train.d_ema_beta=0.9"])

@@ -98,6 +98,13 @@ def test_ttur_and_lr_decay():
     train_step(st, x)
     assert st.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-4)  # halfway through 4 steps
     assert st.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4)
+    # improved-gan's schedule: constant for the first half here, then linearly to 0 at the horizon
+    st, x = make_state("optim.lr_decay=linear", "optim.decay_start=0.5", "optim.decay_steps=8")
+    lrs = []
+    for _ in range(8):
+        train_step(st, x)
+        lrs.append(st.opt_g.param_groups[0]["lr"] / 2e-4)
+    assert lrs == pytest.approx([1, 1, 1, 1, 0.75, 0.5, 0.25, 0])
     st, x = make_state("optim.lr_decay=exp", "optim.decay_gamma=0.5")
     for _ in range(3):
         train_step(st, x)

@@ -76,7 +76,7 @@ SHARED = {
     "model.name", "model.width",
     "loss.name",
     "optim.lr_g", "optim.lr_d", "optim.beta1", "optim.beta2", "optim.eps", "optim.weight_decay_d",
-    "optim.grad_clip", "optim.lr_decay", "optim.decay_steps", "optim.decay_gamma", "optim.impl",
+    "optim.grad_clip", "optim.lr_decay", "optim.decay_steps", "optim.decay_start", "optim.decay_gamma", "optim.impl",
     "reg.weight_clip",
     "train.steps", "train.seconds", "train.batch", "train.seed", "train.ema_beta", "train.log_every",
     "train.sample_every", "train.ckpt_every", "train.keep_every", "train.threads", "train.tensorboard",

@@ -83,10 +83,12 @@ class RunNets:
     d: nn.Module
     ema: bool
     path: Path
+    d_ema: bool = False  # D holds its EMA weights (train.d_ema_beta)
 
 
 def from_checkpoint(path: Path, ema: bool = True) -> RunNets:
-    """The nets of the checkpoint at `path`; one-line CheckpointErrors for a foreign, damaged or
+    """The nets of the checkpoint at `path` (with `ema`, the EMA weights of G and D where the run
+    keeps them); one-line CheckpointErrors for a foreign, damaged or
     mismatched file (checkpoint.py)."""
     from ..checkpoint import load_module, read_checkpoint
     from ..config import from_dict
@@ -97,8 +99,9 @@ def from_checkpoint(path: Path, ema: bool = True) -> RunNets:
     g, d = build_run(cfg, shape)
     use_ema = ema and ck.get("g_ema") is not None
     load_module(g, ck["g_ema"] if use_ema else ck["g"], "EMA G" if use_ema else "G", path)
-    load_module(d, ck["d"], "D", path)
-    return RunNets(cfg, shape, int(ck["step"]), g.eval(), d.eval(), use_ema, path)
+    use_d_ema = ema and ck.get("d_ema") is not None
+    load_module(d, ck["d_ema"] if use_d_ema else ck["d"], "EMA D" if use_d_ema else "D", path)
+    return RunNets(cfg, shape, int(ck["step"]), g.eval(), d.eval(), use_ema, path, use_d_ema)
 
 
 def count_params(m: nn.Module) -> int:

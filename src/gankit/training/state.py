@@ -87,6 +87,7 @@ class TrainState:
     inputs: Tensor | None = None  # image-to-image: the inputs A (on the device); the step's data are B
     cond: Tensor | None = None  # per-example conditions of the data (caption levels), on the device
     aux: dict[str, Any] = field(default_factory=dict)  # per-process helpers (feature net, image pools)
+    d_ema: nn.Module | None = None  # EMA of D (train.d_ema_beta), for families whose product is D
 
     def __post_init__(self) -> None:
         self.family = family_of(self.cfg)
@@ -152,6 +153,7 @@ class TrainState:
             "g": self.g.state_dict(),
             "d": self.d.state_dict(),
             "g_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
+            "d_ema": self.d_ema.state_dict() if self.d_ema is not None else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict() if self.sched_g else None,
@@ -177,6 +179,8 @@ class TrainState:
         load_module(self.d, ck["d"], "D", path)
         if self.g_ema is not None:
             load_module(self.g_ema, ck["g_ema"] if ck["g_ema"] is not None else ck["g"], "EMA G", path)
+        if self.d_ema is not None:
+            load_module(self.d_ema, ck["d_ema"] if ck.get("d_ema") is not None else ck["d"], "EMA D", path)
         self.opt_g.load_state_dict(ck["opt_g"])
         self.opt_d.load_state_dict(ck["opt_d"])
         if self.sched_g and ck["sched_g"]:
@@ -223,7 +227,10 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_schedu
         return None
     if o.lr_decay == "linear":
         horizon = max(1, o.decay_steps)
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / horizon))
+        start = o.decay_start * horizon  # improved-gan decays over the last third only (decay_start 2/3)
+        # decay_start 0 computes exactly the old 1 - s / horizon
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, max(0.0, 1.0 - (s - start) / (horizon - start))))
     return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=o.decay_gamma)
 
 
@@ -259,11 +266,12 @@ def new_state(cfg: Config, shape: tuple[int, ...], n_data: int) -> TrainState:
     if cfg.train.batch > n_data:
         raise ConfigError(f"train.batch={cfg.train.batch} is larger than the dataset ({n_data} examples)")
     g_ema = make_ema(g) if cfg.train.ema_beta > 0 else None
+    d_ema = make_ema(d) if cfg.train.d_ema_beta > 0 else None
     if t.compile:
         precision.compile_nets(g, d, cfg)
     return TrainState(
         cfg=cfg, shape=tuple(shape), g=g, d=d,
-        g_ema=g_ema, device=device, world=world,
+        g_ema=g_ema, d_ema=d_ema, device=device, world=world,
         scaler_g=precision.grad_scaler(device, t.precision), scaler_d=precision.grad_scaler(device, t.precision),
         opt_g=opt_g, opt_d=opt_d, sched_g=_scheduler(opt_g, cfg), sched_d=_scheduler(opt_d, cfg),
         sampler=Sampler(n_data, seed), noise=torch.Generator().manual_seed(seed + 1),

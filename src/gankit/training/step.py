@@ -3,8 +3,9 @@
 A family (families/) declares its phases: each a loss and the net whose optimiser it steps.
 This module does the rest for all of them, in the order below: backward (through the fp16 loss
 scaler when there is one), gradient clipping or measuring, the optimiser step, D's weight
-constraint, then once per update the schedulers, the EMA and the step counter. Freezing D in
-G's phases saves a third of D's backward (no parameter gradients that nobody uses).
+constraint, then once per update the schedulers, the EMAs (G's; D's where a family keeps one) and
+the step counter. Freezing D in G's phases saves a third of D's backward (no parameter gradients
+that nobody uses).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def train_step(s: TrainState, data: Tensor, stats: bool = False, labels: Tensor 
             sched.step()
     if s.g_ema is not None:
         update_ema(s.g_ema, s.g, ema_beta(s.step, s.cfg.train.ema_beta))
+    if s.d_ema is not None:
+        update_ema(s.d_ema, s.d, ema_beta(s.step, s.cfg.train.d_ema_beta))
     s.step += 1
     zero = torch.zeros((), device=s.device)
     return StepOutput(_detached(b.d_loss, zero), _detached(b.g_loss, zero),
