@@ -168,18 +168,24 @@ def cached_arrays(name: str, make: Any, valid: Any) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
+def shuffled_groups(groups: list[Tensor], fraction: float, seed: int):
+    """For each index group in turn (classes 0..K-1): the group in a seeded permutation (one
+    generator for all) and how many to hold out, round(fraction * n), at least one when n > 1."""
+    g = torch.Generator().manual_seed(seed)
+    for idx in groups:
+        k = min(max(round(fraction * len(idx)), 1), len(idx) - 1) if len(idx) > 1 else 0
+        yield idx[torch.randperm(len(idx), generator=g)], k
+
+
 def stratified_split(y: Tensor, test_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Indices (train, test) of a seeded split of labels `y` (N,) that holds out
-    round(test_fraction * n_c) examples of each class c (at least one when n_c > 1). Classes in
-    order 0..K-1, one permutation each from one generator: mnist5k's 500 per class at 0.2 give
+    round(test_fraction * n_c) examples of each class c (at least one when n_c > 1), the last
+    ones of each class's permutation (`shuffled_groups`): mnist5k's 500 per class at 0.2 give
     the 400/100 split of the project classifier (`metrics.classifier.split_mnist5k`)."""
-    g = torch.Generator().manual_seed(seed)
     train, test = [], []
-    for c in range(int(y.max()) + 1):
-        idx = (y == c).nonzero().squeeze(1)
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        k = len(idx) - (min(max(round(test_fraction * len(idx)), 1), len(idx) - 1) if len(idx) > 1 else 0)
-        train.append(idx[:k]), test.append(idx[k:])
+    for idx, k in shuffled_groups([(y == c).nonzero().squeeze(1) for c in range(int(y.max()) + 1)],
+                                  test_fraction, seed):
+        train.append(idx[: len(idx) - k]), test.append(idx[len(idx) - k:])
     return torch.cat(train), torch.cat(test)
 
 

@@ -61,13 +61,10 @@ def held_out_index(y: torch.Tensor | None, n: int, seed: int = 0) -> torch.Tenso
     round(n_c / 10) examples of each class c, at least one when it has two or more, drawn by a
     permutation seeded with `seed`, so every run, `gankit eval` and the studies see the same split.
     Without labels: a tenth of all n. The built-ins keep their own fixed split (every 10th digit)."""
-    g = torch.Generator().manual_seed(seed)
+    from .core import shuffled_groups
+
     groups = [torch.arange(n)] if y is None else [(y == c).nonzero().squeeze(1) for c in range(int(y.max()) + 1)]
-    out = []
-    for idx in groups:
-        k = min(max(round(len(idx) / 10), 1), len(idx) - 1) if len(idx) > 1 else 0
-        out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
-    return torch.cat(out).sort().values
+    return torch.cat([idx[:k] for idx, k in shuffled_groups(groups, 0.1, seed)]).sort().values
 
 
 def split(ds: Dataset, which: str, path: Path) -> Dataset:
