@@ -61,9 +61,10 @@ def is_export(path: str | Path) -> bool:
 def export_generator(g: Generator, out: Path, *, format: str | None = None) -> Path:
     """Write the export folder of a loaded generator (`gankit.export`, `Generator.save`)."""
     from .families import family_of
+    from .families.anomaly import Anomaly
 
     family = family_of(g.cfg)
-    if family.name in ("ganomaly", "fanogan", "dknn"):
+    if isinstance(family, Anomaly):
         raise GankitError(f"{g.cfg.recipe} is an anomaly detector ({family.name}): it scores images with its D "
                           "(and G, or its training digits), and an export holds G only; share the run folder instead")
     if format is not None and format not in TRACED:

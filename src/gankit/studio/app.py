@@ -134,7 +134,7 @@ class Studio:
             raise HTTPException(400, f"run {r.name} is an image-to-image run ({g.cfg.model.name}): it maps images "
                                 "and has no latent space; its monitor and held-out scores are here, "
                                 "gankit translate / upscale / inpaint run it")
-        if _family(g) in ANOMALY:
+        if _detector(g):
             raise HTTPException(400, f"run {r.name} is an anomaly detector ({g.cfg.model.name}): see its score "
                                 "histogram; gankit anomaly scores images with it")
         return g
@@ -167,7 +167,7 @@ class Studio:
     def image_runs(self, names: list[str] | None = None) -> list[str]:
         # by default every run that generates images from z (image-to-image runs cannot be sampled)
         names = names or [n for n, r in self.runs.items() if len(r.generator().shape) == 3 and not r.generator().task
-                          and _family(r.generator()) not in ANOMALY]
+                          and not _detector(r.generator())]
         if not names:
             raise HTTPException(409, "human evaluation needs a run that generates images from noise; these "
                                 f"runs make points or map images: {', '.join(self.runs)}")
@@ -220,13 +220,18 @@ def create_app(run_dirs: list[Path], db_path: Path, *, host: str = "127.0.0.1",
     return app
 
 
-ANOMALY = ("ganomaly", "fanogan", "dknn")  # the anomaly families (families/anomaly.py)
-
-
 def _family(g: api.Generator) -> str:
     from ..families import family_of
 
     return family_of(g.cfg).name
+
+
+def _detector(g: api.Generator) -> bool:
+    """An anomaly run (families/anomaly.py): it scores images, it is not sampled."""
+    from ..families import family_of
+    from ..families.anomaly import Anomaly
+
+    return isinstance(family_of(g.cfg), Anomaly)
 
 
 def _score_histogram(run: Path) -> bytes:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
 from ..monitor.images import grid
-from .app import ANOMALY, MAX_N, Studio, _command, _eval, _family, _label, _png, _scalars, _score_histogram
+from .app import MAX_N, Studio, _command, _detector, _eval, _family, _label, _png, _scalars, _score_histogram
 from .guard import attachment
 
 
@@ -27,7 +27,7 @@ def router(ctx: Studio) -> APIRouter:
             out.append({"name": r.name, "recipe": g.cfg.recipe, "model": g.cfg.model.name, "step": g.step,
                         "shape": list(g.shape), "conditional": g.conditional, "n_classes": g.n_classes,
                         "truncation": hasattr(g.net, "truncation"), "model_hash": g.hash, "task": g.task,
-                        "family": _family(g), "metrics": _eval(r.path), "cli": r.cli})
+                        "family": _family(g), "detector": _detector(g), "metrics": _eval(r.path), "cli": r.cli})
         return out
 
     Seed = Query(0, ge=0, le=2**31 - 1)
@@ -90,7 +90,7 @@ def router(ctx: Studio) -> APIRouter:
         """An anomaly run's held-out scores: histograms of the normal class and of the others,
         with the run's threshold."""
         r, g = ctx.run_of(name), ctx.run_of(name).generator()
-        if _family(g) not in ANOMALY:
+        if not _detector(g):
             raise HTTPException(400, f"run {name} is a {_family(g)} run; score histograms are for anomaly runs")
         with ctx.lock:
             png = _score_histogram(r.path)

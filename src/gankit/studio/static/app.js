@@ -7,7 +7,6 @@
 const $ = (id) => document.getElementById(id);
 let RUNS = [];
 let SESSION = {rater: null, owner: false};  // this browser's rater id (issued by the server) and owner status
-const ANOMALY = ["ganomaly", "fanogan", "dknn"];
 
 // Every text from the server or the user (run, study and recipe names, metric keys, messages) goes
 // into the page as text, never as markup: elements are made here and filled with text nodes, so a
@@ -60,7 +59,7 @@ function runByName(name) { return RUNS.find((r) => r.name === name); }
 
 // Runs that draw images from noise: the gallery, explorer, Turing test and preference need one.
 function sampleable(run) {
-  return !!run && run.shape.length === 3 && !run.task && !ANOMALY.includes(run.family);
+  return !!run && run.shape.length === 3 && !run.task && !run.detector;
 }
 
 // A message in a tab's message line (an empty text hides it).

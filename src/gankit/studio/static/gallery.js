@@ -38,7 +38,7 @@ function configureGallery(run) {
   $("g-trunc-box").hidden = !run.truncation;
   $("g-text-box").hidden = run.family !== "text2image";
   $("g-say").hidden = run.family !== "speech";
-  $("g-scores").hidden = !ANOMALY.includes(run.family);
+  $("g-scores").hidden = !run.detector;
   if (run.conditional) classOptions($("g-label"), run, "seed mod K (0, 1, 2, …)");
 }
 
@@ -57,7 +57,7 @@ SHOW.gallery = async function showGallery() {
     say("gallery-msg", `${name} is an image-to-image run: see its training monitor and eval grid; run it with gankit translate / upscale / inpaint.`);
     return;
   }
-  if (ANOMALY.includes(run.family)) {  // a detector: its held-out score histogram
+  if (run.detector) {  // a detector: its held-out score histogram
     say("gallery-msg", `${name} is an anomaly detector: score images with gankit anomaly ${run.cli} IMAGES.`);
     $("g-scores-img").src = `${runUrl(name)}/scores.png`;
     return;
