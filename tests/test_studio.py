@@ -341,6 +341,7 @@ def test_each_family_has_its_view(tmp_path):
     with TestClient(app, base_url=LOCAL) as c:
         fam = {r["name"]: r["family"] for r in c.get("/api/runs").json()}
         assert fam == {"t2i": "text2image", "tts": "speech", "an": "ganomaly"}
+        assert {r["name"]: r["detector"] for r in c.get("/api/runs").json()} == {"t2i": False, "tts": False, "an": True}
         seven = _png(c.get("/api/runs/t2i/sample.png?seed=1&text=a thick seven"))
         assert seven.text["gankit:text"] == "a thick seven"
         assert c.get("/api/runs/t2i/sample.png?seed=1&text=a purple seven").status_code == 400
