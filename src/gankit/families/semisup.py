@@ -132,9 +132,9 @@ def d_main(s: TrainState, b: Batch) -> Tensor:
     lab_x = b.data[li]
     if s.cfg.semisup.augment_labelled:  # only the labelled term: augmented reals would differ from the
         # unaugmented fakes in the real/fake term, which D could then learn instead of the data
-        from ..metrics.classifier import _augment
+        from ..metrics.classifier import classic_augment
 
-        lab_x = _augment(lab_x, s.noise)
+        lab_x = classic_augment(lab_x, s.noise)
     logits, feats = s.d_run(torch.cat([lab_x, b.real, b.fake.detach()]))
     lab, real, fake = logits.float().split(n)
     sup = F.cross_entropy(lab, b.cond[li])

@@ -112,8 +112,10 @@ def split_mnist5k(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return ds.x[tr], ds.y[tr], ds.x[te], ds.y[te]
 
 
-def _augment(x: Tensor, g: torch.Generator) -> Tensor:
-    """Random shifts (up to 2 px), rotations (up to 10 degrees) and scales (0.9-1.1)."""
+def classic_augment(x: Tensor, g: torch.Generator) -> Tensor:
+    """Random shifts (up to 2 px), rotations (up to 10 degrees) and scales (0.9-1.1) of images
+    (N,C,H,W), drawn from `g`: the digit classifier's training, the augment study and the
+    semi-supervised GAN's labelled batch all augment with this."""
     n = len(x)
     ang = (torch.rand(n, generator=g) * 2 - 1) * (10 * torch.pi / 180)
     sc = 1 + (torch.rand(n, generator=g) * 2 - 1) * 0.1
@@ -148,7 +150,7 @@ def train_digit_classifier(out: Path, epochs: int = 30, seed: int = 0) -> dict[s
         perm = torch.randperm(len(xtr), generator=g)
         for i in range(0, len(xtr) - 63, 64):
             idx = perm[i: i + 64]
-            loss = F.cross_entropy(net(_augment(xtr[idx], g)), ytr[idx], label_smoothing=0.05)
+            loss = F.cross_entropy(net(classic_augment(xtr[idx], g)), ytr[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -137,7 +137,7 @@ def train_classifier(x: Tensor, y: Tensor, steps: int, seed: int, classic: bool 
                      synth: tuple[Tensor, Tensor] | None = None) -> torch.nn.Module:
     """`small_cnn` from scratch: Adam, one-cycle LR, batch 64 drawn with replacement (tiny sets
     have fewer than 64 examples); with `synth`, half of each batch is synthetic."""
-    from ..metrics.classifier import _augment
+    from ..metrics.classifier import classic_augment
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -153,7 +153,7 @@ def train_classifier(x: Tensor, y: Tensor, steps: int, seed: int, classic: bool 
             j = torch.randint(len(synth[0]), (64 - n_real,), generator=g)
             bx, by = torch.cat([bx, synth[0][j]]), torch.cat([by, synth[1][j]])
         if classic:
-            bx = _augment(bx, g)
+            bx = classic_augment(bx, g)
         loss = F.cross_entropy(net(bx), by)
         opt.zero_grad(set_to_none=True)
         loss.backward()
