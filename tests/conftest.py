@@ -104,3 +104,14 @@ def without_package_init(package):
         for k in [k for k in sys.modules if ours(k)]:
             del sys.modules[k]
         sys.modules.update(saved)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: beside busy processes, two spinning OpenMP threads took
+    8-10 s for two 299x299 Inception passes instead of 0.5 s on one (measured; see
+    gankit.training.threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

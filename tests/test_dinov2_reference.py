@@ -18,14 +18,7 @@ from gankit.metrics.dinov2 import DinoV2, load_dinov2
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Beside busy processes two spinning OpenMP threads are many times slower than one (see
-    gankit.training.threads); these are a few GFLOP."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: these are a few GFLOP each
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,7 @@ MODULES = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Beside busy processes, two spinning OpenMP threads took 8-10 s for the two 299x299 passes
-    below instead of 0.5 s on one (measured; see gankit.training.threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: these are a few GFLOP each
 
 
 @pytest.fixture(scope="module")
