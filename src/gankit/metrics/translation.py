@@ -62,19 +62,28 @@ def bicubic(a: Tensor, size) -> Tensor:
     return F.interpolate(a, size=tuple(size), mode="bicubic", align_corners=False).clamp(-1, 1)
 
 
-def _digit_scores(out: Tensor, target: Tensor, labels: Tensor | None, notes: dict[str, Any],
-                  prefix: str = "") -> dict[str, float]:
-    """Class accuracy and FID in the digit CNN's space (28x28 grayscale only). What makes FID
-    unreliable or impossible (too few examples) goes into notes["warnings"] / notes["skipped"]."""
-    if out.shape[1:] != (1, 28, 28):
-        return {}
+def _digit_reference(target: Tensor) -> tuple[Any, Tensor]:
+    """The digit CNN and its features of the targets: what every `_digit_scores` of one target
+    set shares (inpainting scores nine hole families against the same digits)."""
     from .classifier import load_digit_classifier
-    from .distances import fid_report
 
     net = load_digit_classifier()
     with torch.no_grad():
+        return net, net.features_and_probs(target)[0]
+
+
+def _digit_scores(out: Tensor, target: Tensor, labels: Tensor | None, notes: dict[str, Any],
+                  prefix: str = "", ref: tuple[Any, Tensor] | None = None) -> dict[str, float]:
+    """Class accuracy and FID in the digit CNN's space (28x28 grayscale only). What makes FID
+    unreliable or impossible (too few examples) goes into notes["warnings"] / notes["skipped"].
+    `ref`: `_digit_reference(target)`, when the caller scores several outputs against one target."""
+    if out.shape[1:] != (1, 28, 28):
+        return {}
+    from .distances import fid_report
+
+    net, ft = ref or _digit_reference(target)
+    with torch.no_grad():
         fo, po = net.features_and_probs(out)
-        ft, _ = net.features_and_probs(target)
     res: dict[str, Any] = {}
     value, warns, why = fid_report(ft, fo)
     if why:
@@ -110,6 +119,7 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
             mean_img = build_data(train_cfg).x.mean(0, keepdim=True)
             labels = test.y[: len(b)] if test.y is not None else None
             trained = holes.parse(cfg.model.masks)
+            ref = _digit_reference(b) if b.shape[1:] == (1, 28, 28) else None
             res["masks_trained"] = cfg.model.masks
             # the run's own hole mix first (the headline scores), then every family alone, those it
             # never trained on included: how far the inpainter generalises beyond its training holes
@@ -121,7 +131,8 @@ def evaluate_task(run, n: int = 0, seed: int = 0) -> dict[str, Any]:
                 part = {"psnr_hole": psnr(out, b, mask), "psnr_hole_mean_fill": psnr(a + mean_img * mask, b, mask),
                         "ssim": ssim(out, b)}
                 # per family, FID's warnings would repeat the headline's: kept for the headline only
-                part.update(_digit_scores(out, b, labels, notes if fam is None else {"warnings": [], "skipped": {}}))
+                part.update(_digit_scores(out, b, labels, notes if fam is None else {"warnings": [], "skipped": {}},
+                                          ref=ref))
                 if fam is None:
                     res.update(part)
                     continue
